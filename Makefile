@@ -1,0 +1,51 @@
+# Two commands for a fresh machine with Python 3.11 and pip:
+#   make book   -> .venv, dependencies, the package (editable), the executed book in _build/html
+#   make test   -> the same set-up, then unit tests, notebooks (quick mode), book build + browser checks
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+export MINARI_DATASETS_PATH ?= $(CURDIR)/data
+export PYTHONHASHSEED := 0
+
+.PHONY: setup book test unit notebooks book-check train results bench lint data clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+book: setup
+	$(VENV)/bin/jupyter-book build . --path-output . -W --keep-going
+
+test: setup
+	$(PY) -m pytest -q tests book --nbmake-timeout=900 -p no:cacheprovider
+
+unit: setup
+	$(PY) -m pytest -q tests -m "not book"
+
+notebooks: setup
+	IQL_QUICK=1 $(PY) -m pytest -q --nbmake book
+
+train: setup
+	$(PY) -m iql_tutorial.train --dataset $(or $(DATASET),iqlbook/pendulum/medium-replay-v0) --steps $(or $(STEPS),100000) --device auto
+
+results: setup
+	$(PY) -m iql_tutorial.results
+
+bench: setup
+	$(PY) -m iql_tutorial.bench $(BENCH_ARGS)
+
+data: setup
+	$(PY) -m iql_tutorial.data build --all
+
+lint: setup
+	$(VENV)/bin/ruff check iql_tutorial tests book
+	$(VENV)/bin/ruff format --check iql_tutorial tests
+
+clean:
+	rm -rf _build runs .pytest_cache

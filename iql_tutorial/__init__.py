@@ -1,0 +1,20 @@
+"""IQL from scratch: a small, fast PyTorch implementation of Implicit Q-Learning.
+
+Kostrikov, Nair & Levine (2021), "Offline Reinforcement Learning with Implicit Q-Learning",
+arXiv:2110.06169. One concept per module:
+
+- ``config``: the hyperparameters and their checks
+- ``networks``: value, critic ensemble (one batched matmul), Gaussian policy
+- ``losses``: expectile loss, TD target, sign-aware replica min, AWR weights, Polyak
+- ``agent``: the IQL update (Algorithm 1)
+- ``data``: Minari datasets made here, loaded onto the device
+- ``evaluation``: rollouts in vectorized environments and normalized scores
+- ``train``: the training loop, checkpoints and the CLI
+- ``bench``: the speed benchmark against a plain PyTorch update
+"""
+
+from iql_tutorial.agent import IQLAgent
+from iql_tutorial.config import IQLConfig
+
+__all__ = ["IQLAgent", "IQLConfig"]
+__version__ = "0.1.0"

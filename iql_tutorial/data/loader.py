@@ -1,0 +1,234 @@
+"""Load any Minari dataset into device-resident transitions.
+
+``load_dataset("iqlbook/pendulum/medium-v0")`` reads a dataset made by this project;
+``load_dataset("mujoco/hopper/medium-v0")`` reads Minari's official one (downloaded when the
+network allows, or already in ``MINARI_DATASETS_PATH``). The result holds everything
+training and evaluation need: transitions on the device, the action scaling between the
+environment and the policy's [-1, 1], the reward scale, and the reference scores.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from iql_tutorial.data.transitions import Transitions
+
+REPO_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+REWARD_NORMALIZATIONS = ("none", "locomotion", "shift")
+
+
+def datasets_path() -> Path:
+    """Where Minari datasets are read and written: ``$MINARI_DATASETS_PATH``, which this
+    package points at the repository's ``data/`` folder unless you set it yourself."""
+    return Path(os.environ["MINARI_DATASETS_PATH"])
+
+
+def list_local_ids() -> list[str]:
+    """Ids of every Minari dataset under ``datasets_path()``."""
+    import minari
+
+    return sorted(minari.list_local_datasets().keys())
+
+
+@dataclass
+class ActionScaler:
+    """Affine map between environment actions in [low, high] and policy actions in [-1, 1]."""
+
+    low: np.ndarray
+    high: np.ndarray
+
+    def to_policy(self, a: np.ndarray) -> np.ndarray:
+        return 2.0 * (a - self.low) / (self.high - self.low) - 1.0
+
+    def to_env(self, a: np.ndarray) -> np.ndarray:
+        return self.low + (np.clip(a, -1.0, 1.0) + 1.0) * 0.5 * (self.high - self.low)
+
+
+@dataclass
+class OfflineDataset:
+    """Transitions on a device plus what is needed to evaluate a policy trained on them."""
+
+    dataset_id: str
+    transitions: Transitions
+    action_scaler: ActionScaler
+    reward_scale: float = 1.0
+    reward_shift: float = 0.0
+    ref_min_score: float | None = None
+    ref_max_score: float | None = None
+    episode_returns: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    minari_dataset: Any = None
+
+    @property
+    def obs_dim(self) -> int:
+        return self.transitions.obs_dim
+
+    @property
+    def act_dim(self) -> int:
+        return self.transitions.act_dim
+
+    def normalized_score(self, returns: np.ndarray | float) -> np.ndarray:
+        """100 * (return - ref_min) / (ref_max - ref_min), as D4RL and Minari define it."""
+        if self.ref_min_score is None or self.ref_max_score is None:
+            raise ValueError(f"Dataset {self.dataset_id} has no ref_min_score/ref_max_score: no normalized score.")
+        return 100.0 * (np.asarray(returns, dtype=np.float64) - self.ref_min_score) / (
+            self.ref_max_score - self.ref_min_score
+        )
+
+    def make_env(self, **kwargs: Any) -> gym.Env:
+        """The evaluation environment recorded in the dataset."""
+        if self.minari_dataset is None:
+            raise ValueError(f"Dataset {self.dataset_id} was not loaded from Minari; it has no environment.")
+        import iql_tutorial.envs  # noqa: F401  (registers the project's own environments)
+
+        return self.minari_dataset.recover_environment(eval_env=True, **kwargs)
+
+
+def unknown_dataset_error(dataset_id: str, cause: BaseException | None = None) -> FileNotFoundError:
+    local = list_local_ids()
+    listing = "\n  ".join(local) if local else "(none yet)"
+    return FileNotFoundError(
+        f"Unknown dataset id '{dataset_id}': it is not in {datasets_path()} and could not be downloaded"
+        f"{f' ({type(cause).__name__}: {cause})' if cause else ''}.\n"
+        f"Local datasets:\n  {listing}\n"
+        "Build one of the project's datasets with `python -m iql_tutorial.data build NAME` "
+        "(`python -m iql_tutorial.data list` shows them all), or, with internet access, use an "
+        "official Minari id such as 'mujoco/hopper/medium-v0'."
+    )
+
+
+def _flatten_obs(space: gym.Space, obs: Any) -> np.ndarray:
+    if isinstance(space, gym.spaces.Box):
+        return np.asarray(obs)
+    if isinstance(space, gym.spaces.Dict):
+        return np.concatenate([np.asarray(obs[k]).reshape(len(np.asarray(obs[k])), -1) for k in sorted(space.spaces)], axis=1)
+    raise ValueError(f"Observation space {space} is not supported: use a Box or a Dict of Boxes.")
+
+
+def check_continuous(action_space: gym.Space, what: str) -> None:
+    """IQL here learns a Gaussian policy: only bounded Box action spaces are accepted."""
+    if not isinstance(action_space, gym.spaces.Box):
+        raise ValueError(
+            f"{what} has action space {action_space}, but this IQL supports continuous (Box) actions only: "
+            "its policy is a Gaussian. For discrete actions use a discrete offline method (e.g. discrete CQL or BCQ)."
+        )
+    if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
+        raise ValueError(f"{what} has an unbounded action space {action_space}: the policy needs finite bounds.")
+
+
+def episode_returns(t: Transitions) -> np.ndarray:
+    """Undiscounted return of each episode (summed over reward dimensions)."""
+    ids = t.episode_ids.cpu().numpy()
+    r = t.rewards.sum(-1).double().cpu().numpy()
+    return np.bincount(ids, weights=r)
+
+
+def reward_normalization(returns: np.ndarray, mode: str) -> tuple[float, float]:
+    """(scale, shift) so that r' = scale * r + shift.
+
+    ``"locomotion"``: scale = 1000 / (max episode return - min episode return), the paper's
+    normalisation for MuJoCo data. ``"shift"``: r - 1, the paper's choice for AntMaze (sparse
+    0/1 rewards become -1/0). ``"none"``: unchanged.
+    """
+    if mode not in REWARD_NORMALIZATIONS:
+        raise ValueError(f"reward normalization '{mode}' is unknown; choose one of {REWARD_NORMALIZATIONS}.")
+    if mode == "locomotion":
+        spread = float(returns.max() - returns.min()) if len(returns) else 0.0
+        if not spread > 0 or not math.isfinite(spread):
+            raise ValueError(
+                "reward normalization 'locomotion' needs episodes with different returns "
+                f"(got a spread of {spread}); use reward_norm='none' for this dataset."
+            )
+        return 1000.0 / spread, 0.0
+    if mode == "shift":
+        return 1.0, -1.0
+    return 1.0, 0.0
+
+
+def transitions_from_minari(dataset: Any) -> Transitions:
+    """Every episode of a MinariDataset as one table of transitions (on the CPU).
+
+    Checks every episode while reading: a NaN or inf raises an error naming the episode
+    and the field.
+    """
+    obs_space = dataset.spec.observation_space
+    episodes = []
+    for ep in dataset.iterate_episodes():
+        d = {
+            "observations": _flatten_obs(obs_space, ep.observations),
+            "actions": np.asarray(ep.actions, dtype=np.float64).reshape(len(ep.actions), -1),
+            "rewards": np.asarray(ep.rewards, dtype=np.float64),
+            "terminations": np.asarray(ep.terminations),
+            "truncations": np.asarray(ep.truncations),
+        }
+        for name in ("observations", "actions", "rewards"):
+            if not np.all(np.isfinite(d[name])):
+                bad = np.argwhere(~np.isfinite(d[name].reshape(len(d[name]), -1)))[0, 0]
+                raise ValueError(
+                    f"Dataset {dataset.spec.dataset_id}: episode {ep.id} has NaN or inf in '{name}' at step {bad}. "
+                    "The data is corrupt: rebuild it (`python -m iql_tutorial.data build NAME`) or drop the episode."
+                )
+        episodes.append(d)
+    if not episodes:
+        raise ValueError(f"Dataset {dataset.spec.dataset_id} holds no episodes.")
+    return Transitions.from_episodes(episodes)
+
+
+def load_dataset(
+    dataset_id: str,
+    device: str | torch.device = "cpu",
+    reward_norm: str = "none",
+    download: bool = True,
+) -> OfflineDataset:
+    """Load a Minari dataset by id into transitions on ``device``.
+
+    Args:
+        dataset_id: a local id (``python -m iql_tutorial.data list``) or an official Minari id.
+        device: where the transitions live (the whole dataset is copied there once).
+        reward_norm: ``"none"``, ``"locomotion"`` (1000 / return spread, the paper's MuJoCo
+            choice) or ``"shift"`` (r - 1, the paper's AntMaze choice).
+        download: try Minari's remote server when the id is not local.
+
+    Actions are rescaled from the environment's bounds to [-1, 1]; ``action_scaler`` maps back.
+    """
+    import minari
+
+    if reward_norm not in REWARD_NORMALIZATIONS:
+        raise ValueError(f"reward_norm='{reward_norm}' is unknown; choose one of {REWARD_NORMALIZATIONS}.")
+    if dataset_id in list_local_ids():
+        dataset = minari.load_dataset(dataset_id)
+    else:
+        if not download:
+            raise unknown_dataset_error(dataset_id)
+        try:
+            dataset = minari.load_dataset(dataset_id, download=True)
+        except Exception as e:  # no network here, or an id Minari's server does not know
+            raise unknown_dataset_error(dataset_id, e) from None
+    check_continuous(dataset.spec.action_space, f"Dataset {dataset_id}")
+    t = transitions_from_minari(dataset)
+    space = dataset.spec.action_space
+    scaler = ActionScaler(np.asarray(space.low, dtype=np.float64), np.asarray(space.high, dtype=np.float64))
+    t.actions = torch.as_tensor(scaler.to_policy(t.actions.double().numpy()), dtype=torch.float32)
+    returns = episode_returns(t)
+    scale, shift = reward_normalization(returns, reward_norm)
+    if scale != 1.0 or shift != 0.0:
+        t.rewards = t.rewards * scale + shift
+    meta = dataset.storage.metadata
+    return OfflineDataset(
+        dataset_id=dataset_id,
+        transitions=t.to(device),
+        action_scaler=scaler,
+        reward_scale=scale,
+        reward_shift=shift,
+        ref_min_score=meta.get("ref_min_score"),
+        ref_max_score=meta.get("ref_max_score"),
+        episode_returns=returns,
+        minari_dataset=dataset,
+    )

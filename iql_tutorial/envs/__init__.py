@@ -1,0 +1,1 @@
+"""Environments of the project's own, registered with gymnasium on import."""

@@ -1,0 +1,78 @@
+"""Small shared helpers: device choice, seeding, quick mode, atomic file writes."""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+QUICK_ENV_VAR = "IQL_QUICK"
+
+
+def quick_mode() -> bool:
+    """True when ``IQL_QUICK`` is set to a non-empty value other than ``0``: every notebook and
+    script then shrinks its budgets (CI sets it; the defaults are the real budgets)."""
+    return os.environ.get(QUICK_ENV_VAR, "") not in ("", "0")
+
+
+def budget(full: int, quick: int) -> int:
+    """``full`` normally, ``quick`` in quick mode."""
+    return quick if quick_mode() else full
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when available, else the CPU. Chosen once per run."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device='{device}' was asked for but CUDA is not available here; use --device cpu or auto.")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    """Every global RNG state that training touches."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def atomic_write_bytes(path: str | Path, write: Any) -> None:
+    """Write a file so that a reader (or a crash) never sees it half-written: ``write(f)``
+    fills a temporary file in the same folder, which then replaces ``path`` in one rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, lambda f: f.write(text.encode()))
