@@ -77,6 +77,8 @@ SOURCE_SUFFIXES = (".ipynb", ".md", ".rst")
 # Text inside these elements is code or already-typeset math, not prose.
 NON_PROSE_TAGS = {"script", "style", "pre", "code", "textarea", "noscript", "template", "mjx-container"}
 RAW_TEX_MARKERS = ("$$", "\\(", "\\)", "\\[", "\\]", "\\begin{")
+# "$...$" around something TeX-like (a backslash, ^, _ or a brace): inline math left unparsed.
+RAW_INLINE_DOLLARS = re.compile(r"\$[^$\n]*[\\^_{}][^$\n]*\$")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -306,7 +308,7 @@ def _raw_tex(soup: BeautifulSoup) -> list[str]:
     found = []
     body = soup.body or soup
     for text in body.find_all(string=True):
-        if not any(marker in text for marker in RAW_TEX_MARKERS):
+        if not any(marker in text for marker in RAW_TEX_MARKERS) and not RAW_INLINE_DOLLARS.search(text):
             continue
         if any(parent.name in NON_PROSE_TAGS or "highlight" in (parent.get("class") or []) for parent in text.parents):
             continue
