@@ -1,0 +1,92 @@
+"""Each loss and target of IQL against numbers computed by hand."""
+
+import math
+
+import pytest
+import torch
+
+from iql_tutorial import losses
+
+
+def test_expectile_loss_is_asymmetric_by_hand():
+    u = torch.tensor([2.0, -2.0, 0.5, -0.5, 0.0])
+    got = losses.expectile_loss(u, 0.7)
+    # |0.7 - 1(u<0)| * u^2: 0.7*4, 0.3*4, 0.7*0.25, 0.3*0.25, 0
+    assert torch.allclose(got, torch.tensor([2.8, 1.2, 0.175, 0.075, 0.0]))
+
+
+def test_expectile_half_is_half_mse():
+    u = torch.randn(100)
+    assert torch.allclose(losses.expectile_loss(u, 0.5), 0.5 * u**2)
+
+
+def test_value_loss_uses_target_minus_value_and_sums_dimensions():
+    target_q = torch.tensor([[1.0, 0.0], [0.0, 3.0]])
+    value = torch.tensor([[0.0, 1.0], [1.0, 1.0]])
+    # u = [[1, -1], [-1, 2]] -> weights tau=0.9: [[.9, .1], [.1, .9]] -> [[.9, .1], [.1, 3.6]]
+    # sum over k: [1.0, 3.7]; mean over batch: 2.35
+    assert losses.value_loss(target_q, value, 0.9).item() == pytest.approx(2.35)
+
+
+def test_td_target_masks_terminal_but_not_truncation():
+    r = torch.tensor([[1.0], [2.0], [3.0]])
+    v_next = torch.tensor([[10.0], [10.0], [10.0]])
+    terminal = torch.tensor([0.0, 1.0, 0.0])  # the third row is a time-limit truncation: not terminal
+    got = losses.td_target(r, v_next, terminal, 0.9)
+    assert torch.allclose(got, torch.tensor([[10.0], [2.0], [12.0]]))
+
+
+def test_replica_min_scalar_is_plain_min():
+    q = torch.tensor([[[1.0], [5.0]], [[2.0], [4.0]], [[0.5], [6.0]]])  # [N=3, B=2, k=1]
+    assert torch.equal(losses.replica_min(q), torch.tensor([[0.5], [4.0]]))
+
+
+def test_replica_min_is_sign_aware_with_mixed_weights():
+    # N=2 replicas, B=1, k=3 dims with weights (+2, -1, 0)
+    q = torch.tensor([[[1.0, 1.0, 3.0]], [[2.0, 4.0, -1.0]]])
+    w = torch.tensor([2.0, -1.0, 0.0])
+    got = losses.replica_min(q, w)
+    # positive weight: min(1, 2) = 1; negative: max(1, 4) = 4; zero counts as positive: min(3, -1) = -1
+    assert torch.equal(got, torch.tensor([[1.0, 4.0, -1.0]]))
+    # the weighted sum is the pessimistic one among all replica choices per dimension
+    assert (got @ w).item() == pytest.approx(2 * 1 - 4 + 0)
+
+
+def test_advantage_weights_dimensions():
+    tq = torch.tensor([[1.0, 4.0], [0.0, 0.0]])
+    v = torch.tensor([[0.5, 1.0], [1.0, -1.0]])
+    assert torch.allclose(losses.advantage(tq, v), torch.tensor([3.5, 0.0]))
+    w = torch.tensor([2.0, -1.0])
+    assert torch.allclose(losses.advantage(tq, v, w), torch.tensor([2 * 0.5 - 3.0, 2 * -1.0 - 1.0]))
+
+
+def test_awr_weights_and_clamp():
+    adv = torch.tensor([-1.0, 0.0, 0.5, 2.0, 50.0])
+    got = losses.awr_weights(adv, beta=3.0, max_weight=100.0)
+    expected = [math.exp(-3.0), 1.0, math.exp(1.5), 100.0, 100.0]  # exp(6) = 403 > 100: clamped
+    assert torch.allclose(got, torch.tensor(expected))
+    assert torch.isfinite(losses.awr_weights(torch.tensor([1e6]), 10.0)).all()
+
+
+def test_awr_loss_detaches_weights():
+    w = torch.tensor([2.0, 0.5], requires_grad=True)
+    logp = torch.tensor([-1.0, -3.0], requires_grad=True)
+    loss = losses.awr_loss(w, logp)
+    assert loss.item() == pytest.approx(-(2 * -1 + 0.5 * -3) / 2)
+    loss.backward()
+    assert w.grad is None
+    assert torch.allclose(logp.grad, torch.tensor([-1.0, -0.25]))
+
+
+def test_critic_loss_per_sample_sums_replicas_and_dims():
+    q = torch.tensor([[[1.0], [0.0]], [[3.0], [2.0]]])  # N=2, B=2, k=1
+    y = torch.tensor([[2.0], [0.0]])
+    # sample 0: (1-2)^2 + (3-2)^2 = 2; sample 1: 0 + 4 = 4
+    assert torch.equal(losses.critic_loss_per_sample(q, y), torch.tensor([2.0, 4.0]))
+
+
+def test_polyak_update_by_hand():
+    target = [torch.tensor([0.0, 10.0])]
+    source = [torch.tensor([1.0, 0.0])]
+    losses.polyak_update(target, source, 0.1)
+    assert torch.allclose(target[0], torch.tensor([0.1, 9.0]))
