@@ -1,0 +1,507 @@
+"""A compact Soft Actor-Critic (Haarnoja et al., 2018), used only to train behaviour policies.
+
+The offline datasets of this project are made as D4RL made theirs: a policy is trained online
+with SAC, snapshots of it are rolled out ("medium", "expert"), and the replay buffer of the
+training run up to the medium snapshot is kept ("medium-replay"). This module is that SAC:
+
+- a tanh-squashed Gaussian actor ``a = tanh(mu + sigma * eps)`` with the change-of-variables
+  correction in its log-probability;
+- twin critics held as one batched network (weights ``[2, in, out]``, one ``baddbmm`` per layer);
+- an automatically tuned entropy temperature ``alpha`` aiming at entropy ``-dim(A)``;
+- Polyak-averaged target critics; losses logged every ``log_every`` steps (no host sync per step).
+
+Small networks (64x64 to 128x128) are enough for Pendulum and the MuJoCo locomotion tasks at
+the "medium" level and keep a CPU run to minutes or tens of minutes. Run as a script::
+
+    python -m iql_tutorial.sac --env Pendulum-v1 --steps 20000 --out data/behaviour/pendulum
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from iql_tutorial.utils import atomic_write_bytes, atomic_write_text
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+LOG_2 = math.log(2.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Networks
+# --------------------------------------------------------------------------------------------
+def _mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    dims = (in_dim, *hidden)
+    for d_in, d_out in zip(dims[:-1], dims[1:]):
+        layers += [nn.Linear(d_in, d_out), nn.ReLU()]
+    layers.append(nn.Linear(dims[-1], out_dim))
+    return nn.Sequential(*layers)
+
+
+class SquashedGaussianActor(nn.Module):
+    """pi(a|s): a Gaussian in pre-squash space, then ``tanh``; actions lie in (-1, 1)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (128, 128)) -> None:
+        super().__init__()
+        self.obs_dim, self.act_dim, self.hidden = obs_dim, act_dim, tuple(hidden)
+        self.net = _mlp(obs_dim, self.hidden, 2 * act_dim)
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and log-std of the pre-squash Gaussian, each ``[B, act_dim]``."""
+        mu, log_std = self.net(obs).chunk(2, dim=-1)
+        return mu, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def sample(self, obs: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """A reparameterised action in (-1, 1) and its log-probability ``[B]``."""
+        mu, log_std = self(obs)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        u = mu + log_std.exp() * eps
+        return torch.tanh(u), squashed_log_prob(u, mu, log_std)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool = False, generator: torch.Generator | None = None) -> np.ndarray:
+        """One action for one observation (numpy in, numpy out), in [-1, 1]."""
+        o = torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0)
+        if deterministic:
+            a = torch.tanh(self(o)[0])
+        else:
+            a = self.sample(o, generator)[0]
+        return a[0].numpy()
+
+
+def squashed_log_prob(u: Tensor, mu: Tensor, log_std: Tensor) -> Tensor:
+    """log pi(tanh(u)) for u ~ N(mu, exp(log_std)^2), summed over action dimensions.
+
+    ``log|d tanh(u)/du| = log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))``, the numerically
+    stable form.
+    """
+    gauss = -0.5 * ((u - mu) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
+    correction = 2.0 * (LOG_2 - u - F.softplus(-2.0 * u))
+    return (gauss - correction).sum(-1)
+
+
+class TwinCritic(nn.Module):
+    """Q_1(s, a) and Q_2(s, a) in one network: every layer is ``[2, in, out]``; output ``[2, B]``."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (128, 128), n: int = 2) -> None:
+        super().__init__()
+        dims = (obs_dim + act_dim, *hidden, 1)
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for d_in, d_out in zip(dims[:-1], dims[1:]):
+            w = torch.empty(n, d_in, d_out)
+            for i in range(n):  # the default init of nn.Linear, per replica
+                nn.init.kaiming_uniform_(w[i].T, a=math.sqrt(5))
+            bound = 1.0 / math.sqrt(d_in)
+            self.weights.append(nn.Parameter(w))
+            self.biases.append(nn.Parameter(torch.empty(n, 1, d_out).uniform_(-bound, bound)))
+
+    def forward(self, obs: Tensor, act: Tensor) -> Tensor:
+        x = torch.cat([obs, act], dim=-1)
+        x = x.unsqueeze(0).expand(self.weights[0].shape[0], -1, -1)
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(b, x, w)
+            if i < last:
+                x = F.relu(x)
+        return x.squeeze(-1)
+
+
+# --------------------------------------------------------------------------------------------
+# Losses (pure functions, unit-tested)
+# --------------------------------------------------------------------------------------------
+def critic_target(
+    reward: Tensor, terminal: Tensor, next_q: Tensor, next_logp: Tensor, alpha: Tensor, gamma: float
+) -> Tensor:
+    """Soft TD target ``r + gamma (1 - done) (min_i Q'_i(s', a') - alpha log pi(a'|s'))``.
+
+    ``next_q`` is ``[2, B]`` from the target critics; truncation is not ``terminal``: bootstrap.
+    """
+    soft_v = next_q.min(dim=0).values - alpha * next_logp
+    return reward + gamma * (1.0 - terminal) * soft_v
+
+
+def critic_loss(q: Tensor, target: Tensor) -> Tensor:
+    """Sum over the critics of the mean squared TD error; ``q`` is ``[2, B]``, ``target`` ``[B]``."""
+    return ((q - target.unsqueeze(0)) ** 2).mean(dim=1).sum()
+
+
+def actor_loss(q_pi: Tensor, logp: Tensor, alpha: Tensor) -> Tensor:
+    """``E[alpha log pi(a|s) - min_i Q_i(s, a)]`` with ``a ~ pi`` reparameterised; ``q_pi`` is ``[2, B]``."""
+    return (alpha * logp - q_pi.min(dim=0).values).mean()
+
+
+def alpha_loss(log_alpha: Tensor, logp: Tensor, target_entropy: float) -> Tensor:
+    """Temperature loss ``-log_alpha * (log pi + H_target)``: alpha grows when entropy is below target."""
+    return -(log_alpha * (logp.detach() + target_entropy)).mean()
+
+
+# --------------------------------------------------------------------------------------------
+# Agent
+# --------------------------------------------------------------------------------------------
+@dataclass
+class SACConfig:
+    """Hyperparameters of SAC (the usual ones; networks smaller than 256x256 for CPU speed)."""
+
+    hidden: tuple[int, ...] = (128, 128)
+    lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    batch_size: int = 256
+    start_steps: int = 5000  # uniform random actions before the first update
+    update_every: int = 1  # one gradient step per `update_every` environment steps
+    init_alpha: float = 1.0
+    target_entropy: float | None = None  # default: -act_dim
+    log_every: int = 1000
+
+
+class SAC:
+    """Actor, twin critics, their targets, a learned temperature and the three optimisers."""
+
+    def __init__(self, obs_dim: int, act_dim: int, config: SACConfig, seed: int = 0) -> None:
+        torch.manual_seed(seed)
+        self.config = config
+        self.actor = SquashedGaussianActor(obs_dim, act_dim, config.hidden)
+        self.critic = TwinCritic(obs_dim, act_dim, config.hidden)
+        self.critic_target = TwinCritic(obs_dim, act_dim, config.hidden)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(config.init_alpha), requires_grad=True)
+        self.target_entropy = float(config.target_entropy if config.target_entropy is not None else -act_dim)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.lr)
+
+    def update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """One gradient step on critics, actor and temperature; returns detached losses (no sync)."""
+        c = self.config
+        obs, act, rew, next_obs, term = (batch[k] for k in ("obs", "actions", "rewards", "next_obs", "terminals"))
+        alpha = self.log_alpha.exp().detach()
+        with torch.no_grad():
+            next_a, next_logp = self.actor.sample(next_obs)
+            y = critic_target(rew, term, self.critic_target(next_obs, next_a), next_logp, alpha, c.gamma)
+        q = self.critic(obs, act)
+        loss_q = critic_loss(q, y)
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss_q.backward()
+        self.critic_opt.step()
+
+        a, logp = self.actor.sample(obs)
+        self.critic.requires_grad_(False)
+        loss_pi = actor_loss(self.critic(obs, a), logp, alpha)
+        self.critic.requires_grad_(True)
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss_pi.backward()
+        self.actor_opt.step()
+
+        loss_alpha = alpha_loss(self.log_alpha, logp, self.target_entropy)
+        self.alpha_opt.zero_grad(set_to_none=True)
+        loss_alpha.backward()
+        self.alpha_opt.step()
+
+        with torch.no_grad():
+            t = list(self.critic_target.parameters())
+            torch._foreach_lerp_(t, list(self.critic.parameters()), c.tau)
+        return {
+            "critic_loss": loss_q.detach(),
+            "actor_loss": loss_pi.detach(),
+            "alpha": alpha,
+            "entropy": -logp.detach().mean(),
+            "q_mean": q.detach().mean(),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.alpha_opt.load_state_dict(state["alpha_opt"])
+
+
+# --------------------------------------------------------------------------------------------
+# Replay buffer: the whole training history (it becomes the "medium-replay" dataset)
+# --------------------------------------------------------------------------------------------
+@dataclass
+class ReplayBuffer:
+    """Every transition of a training run, in order, as float32 numpy arrays."""
+
+    obs: np.ndarray
+    actions: np.ndarray  # in [-1, 1] (policy space)
+    rewards: np.ndarray
+    next_obs: np.ndarray
+    terminals: np.ndarray
+    truncations: np.ndarray
+    size: int = 0
+
+    @classmethod
+    def empty(cls, capacity: int, obs_dim: int, act_dim: int) -> ReplayBuffer:
+        f = np.float32
+        return cls(
+            np.zeros((capacity, obs_dim), f), np.zeros((capacity, act_dim), f), np.zeros(capacity, f),
+            np.zeros((capacity, obs_dim), f), np.zeros(capacity, bool), np.zeros(capacity, bool),
+        )  # fmt: skip
+
+    def add(self, o: np.ndarray, a: np.ndarray, r: float, o2: np.ndarray, term: bool, trunc: bool) -> None:
+        i = self.size
+        self.obs[i], self.actions[i], self.rewards[i], self.next_obs[i] = o, a, r, o2
+        self.terminals[i], self.truncations[i] = term, trunc
+        self.size += 1
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, Tensor]:
+        idx = rng.integers(0, self.size, batch_size)
+        return {
+            "obs": torch.from_numpy(self.obs[idx]),
+            "actions": torch.from_numpy(self.actions[idx]),
+            "rewards": torch.from_numpy(self.rewards[idx]),
+            "next_obs": torch.from_numpy(self.next_obs[idx]),
+            "terminals": torch.from_numpy(self.terminals[idx].astype(np.float32)),
+        }
+
+    def arrays(self, upto: int | None = None) -> dict[str, np.ndarray]:
+        n = self.size if upto is None else min(upto, self.size)
+        return {k: getattr(self, k)[:n] for k in ("obs", "actions", "rewards", "next_obs", "terminals", "truncations")}
+
+
+# --------------------------------------------------------------------------------------------
+# Saving and loading behaviour policies
+# --------------------------------------------------------------------------------------------
+def save_policy(actor: SquashedGaussianActor, path: str | Path, info: dict[str, Any] | None = None) -> None:
+    """``path.pt`` (the actor's state dict) and ``path.json`` (architecture + ``info``)."""
+    path = Path(path)
+    atomic_write_bytes(path.with_suffix(".pt"), lambda f: torch.save(actor.state_dict(), f))
+    meta = {"obs_dim": actor.obs_dim, "act_dim": actor.act_dim, "hidden": list(actor.hidden), **(info or {})}
+    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
+
+
+def load_policy(path: str | Path) -> tuple[SquashedGaussianActor, dict[str, Any]]:
+    """The actor saved by :func:`save_policy` and its json metadata."""
+    path = Path(path)
+    if not path.with_suffix(".pt").exists():
+        raise FileNotFoundError(f"No behaviour policy at {path.with_suffix('.pt')}: train it with `python -m iql_tutorial.sac`.")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    actor = SquashedGaussianActor(meta["obs_dim"], meta["act_dim"], tuple(meta["hidden"]))
+    actor.load_state_dict(torch.load(path.with_suffix(".pt"), map_location="cpu", weights_only=True))
+    actor.eval()
+    return actor, meta
+
+
+# --------------------------------------------------------------------------------------------
+# Training loop
+# --------------------------------------------------------------------------------------------
+def to_env_action(a: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
+    """Map a policy action in [-1, 1] onto the environment's bounds."""
+    return space.low + (np.clip(a, -1.0, 1.0) + 1.0) * 0.5 * (space.high - space.low)
+
+
+def evaluate_policy(
+    actor: SquashedGaussianActor, env_id: str, episodes: int, seed: int, deterministic: bool = True
+) -> np.ndarray:
+    """Undiscounted returns of ``episodes`` episodes, env reset with ``seed + i``."""
+    env = gym.make(env_id)
+    gen = torch.Generator().manual_seed(seed)
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        done, ret = False, 0.0
+        while not done:
+            a = actor.act(obs, deterministic=deterministic, generator=gen)
+            obs, r, term, trunc, _ = env.step(to_env_action(a, env.action_space))
+            ret += float(r)
+            done = term or trunc
+        returns.append(ret)
+    env.close()
+    return np.asarray(returns)
+
+
+@dataclass
+class TrainState:
+    """What a resumed run needs besides the agent: progress, logs, RNGs."""
+
+    step: int = 0
+    episode: int = 0
+    cpu_seconds: float = 0.0
+    curve: list[tuple[int, float, int]] = field(default_factory=list)  # (env step, return, length)
+    evals: list[tuple[int, float, float]] = field(default_factory=list)  # (env step, mean, std)
+
+
+def train_sac(
+    env_id: str,
+    total_steps: int,
+    out_dir: str | Path,
+    config: SACConfig | None = None,
+    seed: int = 0,
+    snapshot_every: int = 10_000,
+    eval_episodes: int = 5,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 25_000,
+    progress: bool = True,
+) -> tuple[SAC, ReplayBuffer, TrainState]:
+    """Train SAC online on ``env_id`` for ``total_steps`` environment steps.
+
+    Writes to ``out_dir``: ``snapshots/step_<N>.pt/.json`` (actor every ``snapshot_every`` steps,
+    with its deterministic evaluation return), ``training_curve.csv`` (env step, episode return,
+    length) and ``evals.csv``. With ``checkpoint_dir``, a full checkpoint (agent, replay buffer,
+    RNGs) is written every ``checkpoint_every`` steps and a rerun resumes from it. The replay
+    buffer (all transitions) is saved there as ``replay.npz`` at the end.
+    """
+    torch.set_num_threads(1)
+    config = config or SACConfig()
+    out_dir = Path(out_dir)
+    (out_dir / "snapshots").mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.json").write_text(json.dumps({"env_id": env_id, "total_steps": total_steps, "seed": seed, **asdict(config)}, indent=2) + "\n")
+    env = gym.make(env_id)
+    space = env.action_space
+    obs_dim, act_dim = env.observation_space.shape[0], space.shape[0]
+    agent = SAC(obs_dim, act_dim, config, seed=seed)
+    buf = ReplayBuffer.empty(total_steps, obs_dim, act_dim)
+    state = TrainState()
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    ckpt = Path(checkpoint_dir) / "sac_checkpoint.pt" if checkpoint_dir else None
+    if ckpt is not None and ckpt.exists():
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+        agent.load_state_dict(saved["agent"])
+        for k, v in saved["buffer"].items():
+            getattr(buf, k)[: len(v)] = v
+        buf.size = saved["state"].step
+        state = saved["state"]
+        rng.bit_generator.state = saved["rng"]
+        gen.set_state(saved["gen"])
+        torch.set_rng_state(saved["torch_rng"])
+    obs, _ = env.reset(seed=seed + 1_000_000 + state.episode)
+    ep_ret, ep_len = 0.0, 0
+    t0 = time.process_time() - state.cpu_seconds
+    bar = tqdm(total=total_steps, initial=state.step, desc=f"SAC {env_id}", disable=not progress, mininterval=2.0)
+    logs: dict[str, Tensor] = {}
+    while state.step < total_steps:
+        if state.step < config.start_steps:
+            a = rng.uniform(-1.0, 1.0, act_dim).astype(np.float32)
+        else:
+            a = agent.actor.act(obs, generator=gen)
+        obs2, r, term, trunc, _ = env.step(to_env_action(a, space))
+        buf.add(obs, a, float(r), obs2, bool(term), bool(trunc))
+        ep_ret += float(r)
+        ep_len += 1
+        state.step += 1
+        obs = obs2
+        if term or trunc:
+            state.curve.append((state.step, ep_ret, ep_len))
+            state.episode += 1
+            obs, _ = env.reset(seed=seed + 1_000_000 + state.episode)
+            ep_ret, ep_len = 0.0, 0
+        if state.step >= config.start_steps and state.step % config.update_every == 0:
+            logs = agent.update(buf.sample(config.batch_size, rng))
+        if state.step % config.log_every == 0 and logs and state.curve:
+            bar.set_postfix(ret=f"{state.curve[-1][1]:.0f}", alpha=f"{float(logs['alpha']):.3f}", refresh=False)
+        bar.update(1)
+        if state.step % snapshot_every == 0:
+            cpu = state.cpu_seconds = time.process_time() - t0
+            rets = evaluate_policy(agent.actor, env_id, eval_episodes, seed=10_000 + state.step)
+            state.evals.append((state.step, float(rets.mean()), float(rets.std())))
+            save_policy(
+                agent.actor,
+                out_dir / "snapshots" / f"step_{state.step:07d}",
+                {"env_id": env_id, "env_steps": state.step, "eval_return_mean": float(rets.mean()),
+                 "eval_return_std": float(rets.std()), "eval_episodes": eval_episodes, "cpu_seconds": cpu,
+                 "seed": seed, "sac_config": asdict(config)},
+            )  # fmt: skip
+            _write_curves(out_dir, state)
+        if ckpt is not None and state.step % checkpoint_every == 0 and state.step < total_steps:
+            state.cpu_seconds = time.process_time() - t0
+            _save_checkpoint(ckpt, agent, buf, state, rng, gen)
+            # a resumed run starts a fresh episode, as this one would after a restart
+            obs, _ = env.reset(seed=seed + 1_000_000 + state.episode)
+            if ep_len:
+                buf.truncations[buf.size - 1] = True
+            ep_ret, ep_len = 0.0, 0
+    bar.close()
+    state.cpu_seconds = time.process_time() - t0
+    _write_curves(out_dir, state)
+    if checkpoint_dir is not None:
+        Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        np.savez(Path(checkpoint_dir) / "replay.npz", **buf.arrays())
+        _save_checkpoint(ckpt, agent, buf, state, rng, gen)
+    env.close()
+    return agent, buf, state
+
+
+def _save_checkpoint(path: Path, agent: SAC, buf: ReplayBuffer, state: TrainState, rng: Any, gen: Any) -> None:
+    blob = {
+        "agent": agent.state_dict(),
+        "buffer": buf.arrays(),
+        "state": state,
+        "rng": rng.bit_generator.state,
+        "gen": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+    }
+    atomic_write_bytes(path, lambda f: torch.save(blob, f))
+
+
+def _write_curves(out_dir: Path, state: TrainState) -> None:
+    rows = ["env_step,episode_return,episode_length"] + [f"{s},{r:.4f},{n}" for s, r, n in state.curve]
+    atomic_write_text(out_dir / "training_curve.csv", "\n".join(rows) + "\n")
+    rows = ["env_step,eval_return_mean,eval_return_std"] + [f"{s},{m:.4f},{sd:.4f}" for s, m, sd in state.evals]
+    atomic_write_text(out_dir / "evals.csv", "\n".join(rows) + "\n")
+    atomic_write_text(out_dir / "cpu_seconds.txt", f"{state.cpu_seconds:.1f}\n")
+
+
+def read_csv(path: str | Path) -> dict[str, np.ndarray]:
+    """A numeric CSV with a header as a dict of columns."""
+    with open(path) as f:
+        rows = list(csv.reader(f))
+    cols = rows[0]
+    data = np.asarray(rows[1:], dtype=np.float64).reshape(-1, len(cols))
+    return {c: data[:, i] for i, c in enumerate(cols)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="Train a SAC behaviour policy (snapshots, curves, replay buffer).")
+    p.add_argument("--env", required=True)
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--out", required=True, help="folder for snapshots and curves (e.g. data/behaviour/hopper)")
+    p.add_argument("--checkpoint-dir", default=None, help="folder for the resumable checkpoint and replay.npz")
+    p.add_argument("--hidden", type=int, nargs="+", default=[128, 128])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--start-steps", type=int, default=5000)
+    p.add_argument("--update-every", type=int, default=1)
+    p.add_argument("--snapshot-every", type=int, default=10_000)
+    p.add_argument("--eval-episodes", type=int, default=5)
+    a = p.parse_args(argv)
+    cfg = SACConfig(hidden=tuple(a.hidden), start_steps=a.start_steps, update_every=a.update_every)
+    _, _, st = train_sac(
+        a.env, a.steps, a.out, cfg, seed=a.seed, snapshot_every=a.snapshot_every,
+        eval_episodes=a.eval_episodes, checkpoint_dir=a.checkpoint_dir,
+    )  # fmt: skip
+    print(f"done: {st.step} steps, {st.episode} episodes, {st.cpu_seconds:.0f} s CPU; evals: {st.evals[-3:]}")
+
+
+if __name__ == "__main__":
+    main()
