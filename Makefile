@@ -22,8 +22,10 @@ setup: $(STAMP)
 book: setup
 	$(VENV)/bin/jupyter-book build . --path-output . -W --keep-going
 
+# One pytest run: unit tests, the book build + browser checks (tests/test_book.py), and every
+# chapter executed through nbmake, all in quick mode (IQL_QUICK=1 shrinks every budget).
 test: setup
-	$(PY) -m pytest -q tests book --nbmake-timeout=900 -p no:cacheprovider
+	IQL_QUICK=1 $(PY) -m pytest -q tests book --nbmake --nbmake-timeout=900 -p no:cacheprovider
 
 unit: setup
 	$(PY) -m pytest -q tests -m "not book"

@@ -1,0 +1,196 @@
+"""Benchmark: the package's IQL update beside a plain PyTorch update, in one interleaved run.
+
+    python -m iql_tutorial.bench            # full run (a few minutes on 2 CPU cores)
+    python -m iql_tutorial.bench --quick    # under a minute
+
+Shapes are HalfCheetah's (obs 17, act 6), batch 256, 2x256 MLPs, 2 critics, fp32. Both
+updates sample their batch on the device from the same synthetic 1M-transition table, so
+"steps/s" includes sampling. Rounds alternate package and plain so that a busy neighbour or
+a change of clock speed hits both alike; the ratio is the figure to compare across machines
+(absolute speeds here differ by 2x between machines of the same kind). Nothing asserts a
+time: this prints figures.
+
+What the package does differently from the plain update (each measured on its own in the
+book's performance appendix):
+- the critic ensemble is one batched matmul per layer (``torch.baddbmm``), not a Python loop;
+- fused Adam (one kernel over all of a network's tensors) instead of the per-tensor loop;
+- the target critics' min is computed once for the value loss and the AWR weights;
+- one backward pass for the sum of the three losses (they touch disjoint parameters);
+- the Gaussian log-density is written out (no ``torch.distributions`` object per step);
+- Polyak averaging is one ``torch._foreach_lerp_`` over all target tensors;
+- no host syncs: losses stay tensors until a logging interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from iql_tutorial import IQLAgent, IQLConfig
+from iql_tutorial.data import Transitions
+from iql_tutorial.plain import PlainIQL
+
+OBS, ACT, HIDDEN, BATCH, CRITICS = 17, 6, 256, 256, 2
+
+
+def synthetic_transitions(n: int, device: torch.device, seed: int = 0) -> Transitions:
+    g = torch.Generator().manual_seed(seed)
+    t = Transitions(
+        obs=torch.randn(n, OBS, generator=g),
+        actions=torch.rand(n, ACT, generator=g) * 2 - 1,
+        rewards=torch.randn(n, generator=g),
+        next_obs=torch.randn(n, OBS, generator=g),
+        terminals=(torch.rand(n, generator=g) < 0.01).float(),
+        timeouts=torch.zeros(n),
+        episode_ids=torch.zeros(n, dtype=torch.int64),
+    )
+    return t.to(device)
+
+
+def flops_per_update(obs: int = OBS, act: int = ACT, hidden: int = HIDDEN, batch: int = BATCH, critics: int = CRITICS) -> float:
+    """Matmul FLOPs of one update: target critics and V(s') forward; V, every critic and the
+    actor forward and backward (backward counted as twice the forward)."""
+
+    def fwd(d_in: int, d_out: int) -> float:
+        return 2.0 * batch * (d_in * hidden + hidden * hidden + hidden * d_out)
+
+    q, v, pi = fwd(obs + act, 1), fwd(obs, 1), fwd(obs, act)
+    return critics * q + v + 3 * v + 3 * critics * q + 3 * pi
+
+
+def matmul_gflops(device: torch.device, size: int = 1024, seconds: float = 1.0) -> float:
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    for _ in range(3):
+        a @ b
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        n += 1
+    _sync(device)
+    return 2.0 * size**3 * n / (time.perf_counter() - t0) / 1e9
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _rate(step: Callable[[], object], n: int, device: torch.device) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step()
+    _sync(device)
+    return n / (time.perf_counter() - t0)
+
+
+def make_steps(data: Transitions, device: torch.device) -> tuple[Callable[[], object], Callable[[], object], IQLAgent]:
+    torch.manual_seed(0)
+    agent = IQLAgent(OBS, ACT, IQLConfig(), device)
+    plain = PlainIQL(OBS, ACT, HIDDEN, CRITICS, device=device)
+    plain.load_from_agent(agent)
+    gen_a = torch.Generator(device=device).manual_seed(1)
+    gen_b = torch.Generator(device=device).manual_seed(1)
+
+    def package_step() -> object:
+        return agent.update(data.sample(BATCH, gen_a))
+
+    def plain_step() -> object:
+        idx = torch.randint(0, len(data), (BATCH,), device=device, generator=gen_b)
+        batch = {"obs": data.obs[idx], "actions": data.actions[idx], "rewards": data.rewards[idx],
+                 "next_obs": data.next_obs[idx], "terminals": data.terminals[idx]}
+        return plain.update(batch)
+
+    return package_step, plain_step, agent
+
+
+def phase_breakdown(agent: IQLAgent, data: Transitions, device: torch.device, n: int) -> dict[str, float]:
+    """Milliseconds per update spent in each phase, each timed on its own (so the sum can
+    differ from a whole step, which also pays Python and allocator overhead)."""
+    gen = torch.Generator(device=device).manual_seed(2)
+    b = data.sample(BATCH, gen)
+    obs, act, nxt = b["obs"], b["actions"], b["next_obs"]
+
+    def critics() -> None:
+        agent.target_q_min(obs, act)
+        agent.critic(obs, act).square().mean().backward()
+
+    def value() -> None:
+        with torch.no_grad():
+            agent.value(nxt)
+        agent.value(obs).square().mean().backward()
+
+    def actor() -> None:
+        agent.actor.log_prob(obs, act).mean().backward()
+
+    def optimizers() -> None:
+        agent.value_opt.step()
+        agent.critic_opt.step()
+        agent.actor_opt.step()
+
+    def target() -> None:
+        agent._maybe_update_target()
+
+    phases = {"sampling": lambda: data.sample(BATCH, gen), "critics (target min + fwd/bwd)": critics,
+              "value (V(s') + fwd/bwd)": value, "actor (fwd/bwd)": actor, "optimizers (3 Adam steps)": optimizers,
+              "target update (Polyak)": target}
+    critics(), value(), actor()  # create gradients so the optimizers have work
+    return {name: 1000.0 / _rate(fn, n, device) for name, fn in phases.items()}
+
+
+def run(quick: bool = False, device: str = "cpu", rounds: int | None = None, steps_per_round: int | None = None) -> dict[str, float]:
+    dev = torch.device(device)
+    rounds = rounds or (4 if quick else 10)
+    steps_per_round = steps_per_round or (40 if quick else 150)
+    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+          f"torch {torch.__version__}, device {dev}")
+    data = synthetic_transitions(200_000 if quick else 1_000_000, dev)
+    package_step, plain_step, agent = make_steps(data, dev)
+    for _ in range(10):  # warm-up: allocator, kernels, any compilation
+        package_step()
+        plain_step()
+    pkg, ref = [], []
+    for _ in range(rounds):
+        pkg.append(_rate(package_step, steps_per_round, dev))
+        ref.append(_rate(plain_step, steps_per_round, dev))
+    pkg_rate, ref_rate = statistics.median(pkg), statistics.median(ref)
+    gflops = matmul_gflops(dev)
+    flops = flops_per_update()
+    limit = gflops * 1e9 / flops
+    print(f"package update: {pkg_rate:8.1f} steps/s (median of {rounds} rounds, min {min(pkg):.1f}, max {max(pkg):.1f})")
+    print(f"plain update:   {ref_rate:8.1f} steps/s (median of {rounds} rounds, min {min(ref):.1f}, max {max(ref):.1f})")
+    print(f"ratio package/plain: {pkg_rate / ref_rate:.2f}")
+    print(f"matmul rate: {gflops:.0f} GFLOP/s; one update is {flops / 1e6:.0f} MFLOP, so the arithmetic limit is "
+          f"{limit:.0f} steps/s; package at {100 * pkg_rate / limit:.0f}% of it, plain at {100 * ref_rate / limit:.0f}%")
+    print("per-phase breakdown of the package update (ms per update, each phase timed alone):")
+    phases = phase_breakdown(agent, data, dev, 20 if quick else 100)
+    for name, ms in phases.items():
+        print(f"  {name:34s} {ms:7.2f} ms")
+    print(f"  {'sum of phases':34s} {sum(phases.values()):7.2f} ms; whole step {1000 / pkg_rate:.2f} ms")
+    if quick:
+        t10k = 10_000 / pkg_rate
+        print(f"time for 10,000 package updates: {t10k:.0f} s (extrapolated from the measured rate; run without --quick to time it)")
+    else:
+        t10k = 10_000 / _rate(package_step, 10_000, dev)
+        print(f"time for 10,000 package updates: {t10k:.0f} s (timed)")
+    return {"package": pkg_rate, "plain": ref_rate, "ratio": pkg_rate / ref_rate, "gflops": gflops, "t10k": t10k}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m iql_tutorial.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="a figure in under a minute")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    run(quick=a.quick, device=a.device)
+
+
+if __name__ == "__main__":
+    main()
