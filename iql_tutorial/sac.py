@@ -305,7 +305,9 @@ def load_policy(path: str | Path) -> tuple[SquashedGaussianActor, dict[str, Any]
     """The actor saved by :func:`save_policy` and its json metadata."""
     path = Path(path)
     if not path.with_suffix(".pt").exists():
-        raise FileNotFoundError(f"No behaviour policy at {path.with_suffix('.pt')}: train it with `python -m iql_tutorial.sac`.")
+        raise FileNotFoundError(
+            f"No behaviour policy at {path.with_suffix('.pt')}: train it with `python -m iql_tutorial.sac`."
+        )
     meta = json.loads(path.with_suffix(".json").read_text())
     actor = SquashedGaussianActor(meta["obs_dim"], meta["act_dim"], tuple(meta["hidden"]))
     actor.load_state_dict(torch.load(path.with_suffix(".pt"), map_location="cpu", weights_only=True))
@@ -376,7 +378,9 @@ def train_sac(
     config = config or SACConfig()
     out_dir = Path(out_dir)
     (out_dir / "snapshots").mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.json").write_text(json.dumps({"env_id": env_id, "total_steps": total_steps, "seed": seed, **asdict(config)}, indent=2) + "\n")
+    (out_dir / "config.json").write_text(
+        json.dumps({"env_id": env_id, "total_steps": total_steps, "seed": seed, **asdict(config)}, indent=2) + "\n"
+    )
     env = gym.make(env_id)
     space = env.action_space
     obs_dim, act_dim = env.observation_space.shape[0], space.shape[0]

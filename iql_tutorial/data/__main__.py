@@ -1,9 +1,9 @@
 """Command line for the project's datasets.
 
-    python -m iql_tutorial.data list                 # every dataset: size, reference scores, built or not
-    python -m iql_tutorial.data build pendulum-medium  # one dataset (a short name or an id)
-    python -m iql_tutorial.data build --all [--force]  # everything this machine can build
-    python -m iql_tutorial.data select hopper        # choose medium/expert snapshots of a SAC run
+python -m iql_tutorial.data list                 # every dataset: size, reference scores, built or not
+python -m iql_tutorial.data build pendulum-medium  # one dataset (a short name or an id)
+python -m iql_tutorial.data build --all [--force]  # everything this machine can build
+python -m iql_tutorial.data select hopper        # choose medium/expert snapshots of a SAC run
 """
 
 from __future__ import annotations

@@ -90,15 +90,27 @@ def select_behaviour(
     ref_min, ref_min_std = mean_return(env_id, lambda sp: uniform_policy(sp, seed), seed, ref_episodes, "random policy")
     expert = max(snaps, key=lambda s: s["eval_return_mean"])
     ref_max, ref_max_std = mean_return(
-        env_id, lambda sp: sac_policy(expert["path"], sp, seed, deterministic=True), seed, ref_episodes, "expert (mean action)"
+        env_id,
+        lambda sp: sac_policy(expert["path"], sp, seed, deterministic=True),
+        seed,
+        ref_episodes,
+        "expert (mean action)",
     )
-    exp_sampled = mean_return(env_id, lambda sp: sac_policy(expert["path"], sp, seed), seed, candidate_episodes, "expert (sampled)")
+    exp_sampled = mean_return(
+        env_id, lambda sp: sac_policy(expert["path"], sp, seed), seed, candidate_episodes, "expert (sampled)"
+    )
     target = ref_min + medium_fraction * (ref_max - ref_min)
     pool = [s for s in snaps if s["env_steps"] <= replay_size and s["env_steps"] < expert["env_steps"]]
     pool = sorted(pool, key=lambda s: abs(s["eval_return_mean"] - target))[:n_candidates]
     scored = []
     for s in pool:
-        m, sd = mean_return(env_id, lambda sp, s=s: sac_policy(s["path"], sp, seed), seed, candidate_episodes, f"candidate {s['env_steps']}")
+        m, sd = mean_return(
+            env_id,
+            lambda sp, s=s: sac_policy(s["path"], sp, seed),
+            seed,
+            candidate_episodes,
+            f"candidate {s['env_steps']}",
+        )
         scored.append((abs(m - target), s, m, sd))
     _, medium, med_mean, med_std = min(scored, key=lambda t: t[0])
 

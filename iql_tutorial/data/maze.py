@@ -66,7 +66,12 @@ def collect_maze(maze: str, n_steps: int, seed: int, noise: float = 0.5, errands
                     env.unwrapped.set_until_cell(ctl.target)
             return ctl(pos, rng)
 
-        ep = rollout(env, policy, seed + len(episodes), options={"cell": start, "until_cell": targets[0] if len(targets) == 1 else None})
+        ep = rollout(
+            env,
+            policy,
+            seed + len(episodes),
+            options={"cell": start, "until_cell": targets[0] if len(targets) == 1 else None},
+        )
         episodes.append(ep)
         steps += len(ep["actions"])
         bar.update(len(ep["actions"]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -101,20 +102,22 @@ def write_dataset(
         )
         for i, ep in enumerate(episodes)
     ]
-    minari.create_dataset_from_buffers(
-        dataset_id,
-        buffers,
-        env=env_id,
-        eval_env=env_id,
-        observation_space=observation_space,
-        action_space=action_space,
-        algorithm_name=algorithm_name,
-        author=author,
-        ref_min_score=float(ref_min_score),
-        ref_max_score=float(ref_max_score),
-        description=description,
-        data_format="hdf5",
-    )
+    with warnings.catch_warnings():  # Minari recommends an author e-mail; the project has none to give
+        warnings.filterwarnings("ignore", message=".*author_email.*", category=UserWarning)
+        minari.create_dataset_from_buffers(
+            dataset_id,
+            buffers,
+            env=env_id,
+            eval_env=env_id,
+            observation_space=observation_space,
+            action_space=action_space,
+            algorithm_name=algorithm_name,
+            author=author,
+            ref_min_score=float(ref_min_score),
+            ref_max_score=float(ref_max_score),
+            description=description,
+            data_format="hdf5",
+        )
     compact_hdf5(d / "data" / "main_data.hdf5")
     _refresh_size(d)
     return d

@@ -147,7 +147,10 @@ def _episodes(recipe: Recipe) -> tuple[list[Episode], dict[str, Any]]:
         seed = SEEDS[kind]
         path = behaviour_dir(env.key) / kind
         eps = collect(env.env_id, lambda sp: sac_policy(path, sp, seed), seed, desc=recipe.short, **size)
-        return eps, {**refs, "algorithm_name": f"SAC ({kind} snapshot at {info[kind]['env_steps']} steps, sampled actions)"}
+        return eps, {
+            **refs,
+            "algorithm_name": f"SAC ({kind} snapshot at {info[kind]['env_steps']} steps, sampled actions)",
+        }
     if kind == "medium-replay":
         space = gym.make(env.env_id).action_space
         eps = episodes_from_replay(load_replay(env.key), info["medium_replay_steps"], space)
@@ -247,4 +250,3 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 def episode_returns_of(dataset_id: str) -> np.ndarray:
     """Undiscounted return of every episode of a built dataset (float64)."""
     return np.array([float(np.sum(e["rewards"], dtype=np.float64)) for e in minari_io.read_episodes(dataset_id)])
-

@@ -34,7 +34,9 @@ def sac_policy(path: str | Path, space: gym.spaces.Box, seed: int, deterministic
     torch.set_num_threads(1)
     actor, _ = load_policy(path)
     gen = torch.Generator().manual_seed(seed)
-    return lambda obs: to_env_action(actor.act(obs, deterministic=deterministic, generator=gen), space).astype(space.dtype)
+    return lambda obs: to_env_action(actor.act(obs, deterministic=deterministic, generator=gen), space).astype(
+        space.dtype
+    )
 
 
 def rollout(env: gym.Env, policy: Policy, seed: int, options: dict | None = None) -> Episode:
@@ -100,9 +102,7 @@ def mean_return(
     return float(np.mean(rets)), float(np.std(rets))
 
 
-def episodes_from_replay(
-    replay: dict[str, np.ndarray], upto: int, space: gym.spaces.Box
-) -> list[Episode]:
+def episodes_from_replay(replay: dict[str, np.ndarray], upto: int, space: gym.spaces.Box) -> list[Episode]:
     """Split a training run's first ``upto`` transitions into episodes.
 
     Actions are stored in [-1, 1] by SAC and mapped back to the environment's bounds. The episode
