@@ -171,6 +171,20 @@ def read_episodes(dataset_id: str) -> list[Episode]:
     ]
 
 
+def read_field(dataset_id: str, field: str) -> list[np.ndarray]:
+    """One field (``observations``, ``actions``, ``rewards``, ...) of every episode, in order,
+    read straight from the HDF5 file (much faster than iterating Minari episodes)."""
+    path = dataset_dir(dataset_id) / "data" / "main_data.hdf5"
+    with h5py.File(path, "r") as f:
+        names = sorted(f, key=lambda n: int(n.split("_")[-1]))
+        return [f[n][field][()] for n in names]
+
+
+def episode_returns(dataset_id: str) -> np.ndarray:
+    """Undiscounted return of every episode (float64)."""
+    return np.array([r.sum(dtype=np.float64) for r in read_field(dataset_id, "rewards")])
+
+
 def metadata(dataset_id: str) -> dict[str, Any]:
     """The dataset's metadata.json."""
     import json

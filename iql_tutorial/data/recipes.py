@@ -245,8 +245,3 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             f"{f(r['size_mb'], '.1f'):>6s} {f(r['ref_min'], '.1f'):>9s} {f(r['ref_max'], '.1f'):>9s}  {r['status']}"
         )
     return "\n".join(lines)
-
-
-def episode_returns_of(dataset_id: str) -> np.ndarray:
-    """Undiscounted return of every episode of a built dataset (float64)."""
-    return np.array([float(np.sum(e["rewards"], dtype=np.float64)) for e in minari_io.read_episodes(dataset_id)])
