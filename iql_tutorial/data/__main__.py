@@ -12,13 +12,23 @@ import argparse
 import sys
 import time
 
-from iql_tutorial.data.recipes import RECIPES, SAC_ENVS, build, buildable, format_table, resolve, table_rows
+from iql_tutorial.data.recipes import (
+    RECIPES,
+    SAC_ENVS,
+    build,
+    buildable,
+    format_table,
+    markdown_table,
+    resolve,
+    table_rows,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m iql_tutorial.data", description="The project's offline datasets.")
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("list", help="show every dataset, its size, reference scores and whether it is built")
+    ls = sub.add_parser("list", help="show every dataset, its size, reference scores and whether it is built")
+    ls.add_argument("--markdown", action="store_true", help="print a Markdown table (for data/README.md)")
     b = sub.add_parser("build", help="build datasets (skips the ones already built unless --force)")
     b.add_argument("names", nargs="*", help="dataset ids or short names (e.g. pendulum-medium)")
     b.add_argument("--all", action="store_true", help="every dataset this machine has the inputs for")
@@ -30,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
 
     if a.cmd == "list":
-        print(format_table(table_rows()))
+        print(markdown_table(table_rows()) if a.markdown else format_table(table_rows()))
         return 0
     if a.cmd == "select":
         from iql_tutorial.data.behaviour import select_behaviour

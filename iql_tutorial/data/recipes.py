@@ -245,3 +245,18 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             f"{f(r['size_mb'], '.1f'):>6s} {f(r['ref_min'], '.1f'):>9s} {f(r['ref_max'], '.1f'):>9s}  {r['status']}"
         )
     return "\n".join(lines)
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The rows of :func:`table_rows` as a Markdown table."""
+
+    def f(v: Any, spec: str) -> str:
+        return "-" if v is None else format(v, spec)
+
+    lines = ["| id | environment | episodes | transitions | MB | ref_min | ref_max | status |", "|---" * 8 + "|"]
+    for r in rows:
+        lines.append(
+            f"| `{r['id']}` | {r['env']} | {f(r['episodes'], 'd')} | {f(r['transitions'], 'd')} | "
+            f"{f(r['size_mb'], '.1f')} | {f(r['ref_min'], '.1f')} | {f(r['ref_max'], '.1f')} | {r['status']} |"
+        )
+    return "\n".join(lines)
