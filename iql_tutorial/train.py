@@ -36,6 +36,7 @@ from iql_tutorial.checkpoint import CsvLog, load_checkpoint, save_checkpoint
 from iql_tutorial.config import IQLConfig
 from iql_tutorial.data import OfflineDataset, load_dataset
 from iql_tutorial.evaluation import evaluate
+from iql_tutorial.fast import StepRunner
 from iql_tutorial.utils import atomic_write_text, resolve_device, rng_state, seed_everything, set_rng_state
 
 TRAIN_COLUMNS = ["step", "value_loss", "critic_loss", "actor_loss", "v_mean", "q_mean", "weight_mean", "actor_lr", "wall_s"]
@@ -66,6 +67,9 @@ class TrainConfig:
     log_every: int = 1_000
     checkpoint_every: int = 10_000
     iql: dict[str, Any] = field(default_factory=dict)
+    compile: bool = False
+    cuda_graph: bool = False
+    bf16: bool = False
 
     def __post_init__(self) -> None:
         for name in ("steps", "eval_every", "log_every", "checkpoint_every"):
@@ -151,7 +155,7 @@ def train(cfg: TrainConfig, dataset: OfflineDataset | None = None, progress: boo
             f"{iql.reward_dim} (reward_weights={iql.reward_weights}). Give one reward weight per dimension."
         )
     dataset.transitions.check_finite(f"Dataset {cfg.dataset}")
-    agent = IQLAgent(dataset.obs_dim, dataset.act_dim, iql, device)
+    agent = IQLAgent(dataset.obs_dim, dataset.act_dim, iql, device, compile=cfg.compile)
     sampler = torch.Generator(device=device)
     sampler.manual_seed(cfg.seed)
     train_log, eval_log = CsvLog(out / "train_log.csv", TRAIN_COLUMNS), CsvLog(out / "eval_log.csv", EVAL_COLUMNS)
@@ -170,14 +174,18 @@ def train(cfg: TrainConfig, dataset: OfflineDataset | None = None, progress: boo
         atomic_write_text(out / "run.json", json.dumps(cfg.identity(), indent=2))
 
     t0 = time.perf_counter() - wall_offset
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"{iql.policy} {cfg.dataset}", disable=not progress)
-    last_eval = None
-    for step in bar:
-        metrics = agent.update(dataset.transitions.sample(iql.batch_size, sampler))
-        s = step + 1
+    runner = StepRunner(agent, dataset.transitions, sampler, cuda_graph=cfg.cuda_graph, bf16=cfg.bf16)
+    bar = tqdm(total=cfg.steps, initial=start, desc=f"{iql.policy} {cfg.dataset}", disable=not progress, unit="step")
+    s = start
+    while s < cfg.steps:
+        # run up to the next log / evaluation / checkpoint in one call: no Python work per step
+        s_next = min(cfg.steps, *((s // every + 1) * every for every in (cfg.log_every, cfg.eval_every, cfg.checkpoint_every)))
+        metrics = runner.run(s_next - s)
+        bar.update(s_next - s)
+        s = s_next
         if s % cfg.log_every == 0 or s == cfg.steps:  # the only host syncs: once per log interval
             row = {k: float(v) for k, v in metrics.items() if v.dim() == 0}
-            row.update(step=s, actor_lr=agent.actor_opt.param_groups[0]["lr"], wall_s=time.perf_counter() - t0)
+            row.update(step=s, actor_lr=float(agent.actor_opt.param_groups[0]["lr"]), wall_s=time.perf_counter() - t0)
             train_log.append(row)
             bar.set_postfix(v=f"{row['value_loss']:.3g}", q=f"{row['critic_loss']:.3g}", pi=f"{row['actor_loss']:.3g}", refresh=False)
         if cfg.eval_episodes > 0 and (s % cfg.eval_every == 0 or s == cfg.steps):
@@ -216,6 +224,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--num-critics", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--actor-dropout", type=float, default=0.0)
+    p.add_argument("--compile", action="store_true", help="torch.compile the update (same numbers, faster)")
+    p.add_argument("--cuda-graph", action="store_true", help="capture the whole update as a CUDA graph (GPU)")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast inside the CUDA graph")
     a = p.parse_args(argv)
     iql = {"policy": a.policy, "update_order": a.update_order, "num_critics": a.num_critics,
            "batch_size": a.batch_size, "actor_dropout": a.actor_dropout}
@@ -225,7 +236,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         iql["beta"] = a.beta
     return TrainConfig(dataset=a.dataset, steps=a.steps, device=a.device, seed=a.seed, out=a.out, resume=a.resume,
                        reward_norm=a.reward_norm, eval_every=a.eval_every, eval_episodes=a.eval_episodes,
-                       log_every=a.log_every, checkpoint_every=a.checkpoint_every, iql=iql)
+                       log_every=a.log_every, checkpoint_every=a.checkpoint_every, iql=iql, compile=a.compile,
+                       cuda_graph=a.cuda_graph, bf16=a.bf16)
 
 
 def main(argv: list[str] | None = None) -> int:
