@@ -32,6 +32,6 @@ def make_pendulum_dataset(dataset_id: str, episodes: int = 3, seed: int = 0, nan
             o[3, 1] = np.nan
         buffers.append(EpisodeBuffer(id=i, observations=o, actions=np.array(a), rewards=np.array(r),
                                      terminations=np.array(te), truncations=np.array(tr), infos={}))
-    create_dataset_from_buffers(dataset_id, buffers, env=env, algorithm_name="random", author="tests",
+    create_dataset_from_buffers(dataset_id, buffers, env=env, eval_env=env.spec, algorithm_name="random", author="tests",
                                 author_email="tests@example.invalid", code_permalink="tests/_tiny_data.py",
                                 description="tiny test data", ref_min_score=-400.0, ref_max_score=-50.0)

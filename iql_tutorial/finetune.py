@@ -1,0 +1,264 @@
+"""Offline-to-online fine-tuning (the paper's section 5.3).
+
+After offline training, IQL keeps running the *same* update while it collects new data with
+its own (stochastic) policy into a buffer that already holds the offline dataset. Because IQL
+never queries actions outside the data, the same losses stay stable when the data grows.
+
+Command line (continues the offline run in ``--offline-run``; writes its own folder)::
+
+    python -m iql_tutorial.finetune --offline-run runs/RUN --online-steps 50000 --out runs/RUN-online
+
+A fine-tuning folder holds ``run.json``, ``checkpoint.pt`` (agent, optimizers, the online part
+of the buffer, every RNG state), ``train_log.csv`` and ``eval_log.csv``, like an offline run.
+Checkpoints are written at episode boundaries, and every episode's reset is seeded from the run
+seed and the episode index, so ``--resume`` continues a killed run exactly (bit-identical on CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from iql_tutorial.agent import IQLAgent
+from iql_tutorial.checkpoint import CsvLog, load_checkpoint, save_checkpoint
+from iql_tutorial.config import IQLConfig
+from iql_tutorial.data import OfflineDataset, Transitions, load_dataset
+from iql_tutorial.data.loader import _flatten_obs
+from iql_tutorial.evaluation import evaluate
+from iql_tutorial.train import EVAL_COLUMNS, TRAIN_COLUMNS
+from iql_tutorial.utils import atomic_write_text, resolve_device, rng_state, seed_everything, set_rng_state
+
+
+class ReplayBuffer:
+    """Transitions in preallocated device tensors: the offline data first, online data appended.
+
+    ``sample`` draws uniformly over everything stored so far, on the device.
+    """
+
+    def __init__(self, offline: Transitions, capacity: int) -> None:
+        if capacity < len(offline):
+            raise ValueError(f"capacity {capacity} is smaller than the offline data ({len(offline)} transitions).")
+        dev = offline.device
+
+        def alloc(t: Tensor) -> Tensor:
+            out = torch.zeros((capacity, *t.shape[1:]), dtype=t.dtype, device=dev)
+            out[: len(offline)] = t
+            return out
+
+        self.storage = Transitions(**{k: alloc(getattr(offline, k)) for k in Transitions.__dataclass_fields__})
+        self.offline_size = self.size = len(offline)
+        self.capacity = capacity
+
+    def __len__(self) -> int:
+        return self.size
+
+    @property
+    def device(self) -> torch.device:
+        return self.storage.device
+
+    def add(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, terminal: bool,
+            timeout: bool, episode_id: int) -> None:
+        if self.size >= self.capacity:
+            raise RuntimeError(f"Replay buffer full ({self.capacity} transitions); give a larger capacity.")
+        i, s = self.size, self.storage
+        s.obs[i] = torch.as_tensor(obs, dtype=s.obs.dtype)
+        s.actions[i] = torch.as_tensor(action, dtype=s.actions.dtype)
+        s.rewards[i] = float(reward)
+        s.next_obs[i] = torch.as_tensor(next_obs, dtype=s.next_obs.dtype)
+        s.terminals[i] = float(terminal)
+        s.timeouts[i] = float(timeout)
+        s.episode_ids[i] = episode_id
+        self.size += 1
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        idx = torch.randint(0, self.size, (batch_size,), device=self.device, generator=generator)
+        return self.storage.batch(idx)
+
+    def online_part(self) -> dict[str, Tensor]:
+        s, a, b = self.storage, self.offline_size, self.size
+        return {k: getattr(s, k)[a:b].cpu() for k in Transitions.__dataclass_fields__}
+
+    def restore_online_part(self, part: dict[str, Tensor]) -> None:
+        n = len(part["obs"])
+        for k, v in part.items():
+            getattr(self.storage, k)[self.offline_size : self.offline_size + n] = v.to(self.device)
+        self.size = self.offline_size + n
+
+
+@dataclass
+class FinetuneConfig:
+    """Online fine-tuning of an offline run (its folder holds run.json and checkpoint.pt)."""
+
+    offline_run: str
+    online_steps: int = 100_000
+    out: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    resume: bool = False
+    updates_per_step: int = 1
+    eval_every: int = 5_000
+    eval_episodes: int = 10
+    log_every: int = 1_000
+    checkpoint_every: int = 5_000
+
+    def __post_init__(self) -> None:
+        for name in ("online_steps", "updates_per_step", "eval_every", "log_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"FinetuneConfig.{name}={getattr(self, name)} must be a positive integer.")
+        if self.out is None:
+            self.out = str(Path(self.offline_run).with_name(Path(self.offline_run).name + "-online"))
+
+
+@dataclass
+class FinetuneResult:
+    out: Path
+    agent: IQLAgent
+    dataset: OfflineDataset
+    buffer: ReplayBuffer
+    train_log: pd.DataFrame
+    eval_log: pd.DataFrame
+
+
+def _flat(space: gym.Space, obs: Any) -> np.ndarray:
+    batched = {k: np.asarray(v)[None] for k, v in obs.items()} if isinstance(obs, dict) else np.asarray(obs)[None]
+    return _flatten_obs(space, batched)[0]
+
+
+def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progress: bool = True) -> FinetuneResult:
+    """Load the offline run's final checkpoint, then alternate one environment step with the
+    policy's sampled action and ``updates_per_step`` IQL updates on the mixed buffer."""
+    offline_dir, out = Path(cfg.offline_run), Path(cfg.out)
+    if not (offline_dir / "checkpoint.pt").exists():
+        raise FileNotFoundError(f"{offline_dir} holds no checkpoint.pt: train offline first (python -m iql_tutorial.train).")
+    offline_run = json.loads((offline_dir / "run.json").read_text())
+    identity = {"offline_run": str(offline_dir.resolve()), **{k: v for k, v in asdict(cfg).items() if k not in ("offline_run", "out", "resume", "device")}}
+    ckpt = None
+    if (out / "run.json").exists():
+        if not cfg.resume:
+            raise FileExistsError(f"{out} already holds a fine-tuning run: pass --resume to continue it, or choose another --out.")
+        if json.loads((out / "run.json").read_text()) != identity:
+            raise ValueError(f"Cannot resume {out}: its run.json differs from this configuration.")
+        if (out / "checkpoint.pt").exists():
+            ckpt = load_checkpoint(out / "checkpoint.pt")
+    elif out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty and holds no run of this package; choose another --out.")
+
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    if dataset is None:
+        dataset = load_dataset(offline_run["dataset"], device=device, reward_norm=offline_run["reward_norm"])
+    offline_ckpt = load_checkpoint(offline_dir / "checkpoint.pt")
+    iql = IQLConfig.from_dict({**offline_ckpt["agent"]["config"], "cosine_actor_lr": False})
+    agent = IQLAgent(dataset.obs_dim, dataset.act_dim, iql, device)
+    agent.load_full_state(offline_ckpt["agent"])
+    # The offline cosine schedule ends at a learning rate of 0: the online phase runs the actor
+    # at its base learning rate again (the critics and value never decayed).
+    for group in agent.actor_opt.param_groups:
+        group["lr"] = iql.actor_lr
+    offline_updates = agent.num_updates
+    buffer = ReplayBuffer(dataset.transitions, len(dataset.transitions) + cfg.online_steps)
+    sampler = torch.Generator(device=device).manual_seed(cfg.seed)
+    act_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+    train_log, eval_log = CsvLog(out / "train_log.csv", ["env_step", *TRAIN_COLUMNS]), CsvLog(out / "eval_log.csv", EVAL_COLUMNS)
+    env_step, episode = 0, 0
+    if ckpt is not None:
+        agent.load_full_state(ckpt["agent"])  # restores the online actor learning rate too
+        buffer.restore_online_part(ckpt["online"])
+        sampler.set_state(ckpt["sampler"])
+        act_gen.set_state(ckpt["act_gen"])
+        set_rng_state(ckpt["rng"])
+        env_step, episode = int(ckpt["env_step"]), int(ckpt["episode"])
+        train_log.truncate_after(env_step)
+        eval_log.truncate_after(env_step)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "run.json", json.dumps(identity, indent=2))
+        if cfg.eval_episodes > 0:  # the offline policy's score, as step 0 of the online phase
+            eval_log.append({**evaluate(agent, dataset, cfg.eval_episodes, seed=cfg.seed * 100_003), "step": 0, "wall_s": 0.0})
+
+    env = dataset.make_env()
+    space = env.observation_space
+    first_id = int(dataset.transitions.episode_ids.max()) + 1
+    bar = tqdm(total=cfg.online_steps, initial=env_step, desc=f"online {offline_run['dataset']}", disable=not progress, unit="env step")
+    t0 = time.perf_counter()
+    checkpoint_due = False
+    metrics: dict[str, Tensor] = {}
+    obs = _flat(space, env.reset(seed=cfg.seed * 1_000_003 + episode)[0])
+    while env_step < cfg.online_steps:
+        with torch.no_grad():
+            a = agent.act(torch.as_tensor(obs, dtype=torch.float32, device=device)[None], epsilon=1.0, generator=act_gen)
+        a = a[0].cpu().numpy()
+        nxt, r, term, trunc, _ = env.step(dataset.action_scaler.to_env(a).astype(env.action_space.dtype))
+        nxt = _flat(space, nxt)
+        buffer.add(obs, a, r * dataset.reward_scale + dataset.reward_shift, nxt, term, trunc, first_id + episode)
+        for _ in range(cfg.updates_per_step):
+            metrics = agent.update(buffer.sample(iql.batch_size, sampler))
+        env_step += 1
+        bar.update(1)
+        obs = nxt
+        if env_step % cfg.log_every == 0:
+            row = {k: float(v) for k, v in metrics.items() if v.dim() == 0}
+            row.update(step=env_step, env_step=env_step, actor_lr=float(agent.actor_opt.param_groups[0]["lr"]),
+                       wall_s=time.perf_counter() - t0)
+            train_log.append(row)
+        if cfg.eval_episodes > 0 and (env_step % cfg.eval_every == 0 or env_step == cfg.online_steps):
+            result = evaluate(agent, dataset, cfg.eval_episodes, seed=cfg.seed * 100_003 + env_step)
+            eval_log.append({**result, "step": env_step, "wall_s": time.perf_counter() - t0})
+            bar.set_postfix(score=f"{result.get('score_mean', result['return_mean']):.1f}", refresh=False)
+        if env_step % cfg.checkpoint_every == 0:
+            checkpoint_due = True
+        if term or trunc:
+            episode += 1
+            if checkpoint_due or env_step == cfg.online_steps:  # only at episode boundaries: exact resume
+                save_checkpoint(out / "checkpoint.pt", {
+                    "agent": agent.full_state(), "online": buffer.online_part(), "sampler": sampler.get_state(),
+                    "act_gen": act_gen.get_state(), "rng": rng_state(), "env_step": env_step, "episode": episode,
+                    "offline_updates": offline_updates})
+                checkpoint_due = False
+            obs = _flat(space, env.reset(seed=cfg.seed * 1_000_003 + episode)[0])
+    bar.close()
+    env.close()
+
+    def frame(log: CsvLog) -> pd.DataFrame:
+        return pd.read_csv(log.path) if log.path.exists() else pd.DataFrame(columns=log.columns)
+
+    return FinetuneResult(out, agent, dataset, buffer, frame(train_log), frame(eval_log))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m iql_tutorial.finetune", description=__doc__.split("\n\n")[0])
+    p.add_argument("--offline-run", required=True, help="folder of an offline run (python -m iql_tutorial.train)")
+    p.add_argument("--online-steps", type=int, default=100_000)
+    p.add_argument("--out", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--updates-per-step", type=int, default=1)
+    p.add_argument("--eval-every", type=int, default=5_000)
+    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--log-every", type=int, default=1_000)
+    p.add_argument("--checkpoint-every", type=int, default=5_000)
+    a = vars(p.parse_args(argv))
+    try:
+        result = finetune(FinetuneConfig(**{k.replace("-", "_"): v for k, v in a.items()}))
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"done: {result.out}; evaluations:\n{result.eval_log.to_string(index=False)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

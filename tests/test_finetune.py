@@ -1,0 +1,104 @@
+"""Offline-to-online fine-tuning: collects into the mixed buffer, trains on it, resumes exactly."""
+
+import os
+
+import pandas as pd
+import pytest
+import torch
+from _tiny_data import make_pendulum_dataset
+
+from iql_tutorial.finetune import FinetuneConfig, ReplayBuffer, finetune
+from iql_tutorial.train import TrainConfig, train
+
+torch.set_num_threads(1)
+DATA_ID = "tests/pendulum/finetune-v0"
+
+
+@pytest.fixture(scope="module")
+def offline_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("minari")
+    old = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(root)
+    make_pendulum_dataset(DATA_ID, episodes=2, max_steps=30)
+    out = tmp_path_factory.mktemp("offline") / "run"
+    train(TrainConfig(dataset=DATA_ID, steps=30, device="cpu", out=str(out), eval_episodes=0, log_every=10,
+                      iql={"hidden_dims": (16, 16), "batch_size": 16}), progress=False)
+    yield out
+    if old is None:
+        del os.environ["MINARI_DATASETS_PATH"]
+    else:
+        os.environ["MINARI_DATASETS_PATH"] = old
+
+
+def cfg(offline, out, **kw):
+    base = {"offline_run": str(offline), "online_steps": 90, "out": str(out), "device": "cpu", "eval_every": 45,
+            "eval_episodes": 1, "log_every": 15, "checkpoint_every": 20}
+    base.update(kw)
+    return FinetuneConfig(**base)
+
+
+def test_online_loop_collects_stores_and_trains_on_the_mixed_buffer(offline_run, tmp_path):
+    before = torch.load(offline_run / "checkpoint.pt", weights_only=False)["agent"]["networks"]
+    result = finetune(cfg(offline_run, tmp_path / "ft"), progress=False)
+    buf = result.buffer
+    assert buf.offline_size == 60 and len(buf) == 60 + 90  # offline data kept, 90 online transitions added
+    online = buf.online_part()
+    assert online["actions"].abs().max() <= 1.0  # stored in the policy's [-1, 1] units
+    assert online["timeouts"].sum() == 3  # Pendulum truncates every 30 steps; never terminal
+    assert online["terminals"].sum() == 0
+    # the rewards are transformed exactly like the offline ones
+    assert result.dataset.reward_scale != 1.0
+    assert result.agent.num_updates == 30 + 90  # one update per environment step, after the offline 30
+    assert result.agent.actor_opt.param_groups[0]["lr"] == pytest.approx(3e-4)  # constant online
+    assert any(not torch.equal(before[k], v) for k, v in result.agent.state_dict().items() if v is not None)
+    assert list(result.eval_log["step"]) == [0, 45, 90]  # step 0 is the offline policy
+
+
+def test_buffer_samples_only_what_is_stored():
+    from iql_tutorial.data import Transitions
+
+    t = Transitions(obs=torch.zeros(5, 2), actions=torch.zeros(5, 1), rewards=torch.zeros(5), next_obs=torch.zeros(5, 2),
+                    terminals=torch.zeros(5), timeouts=torch.zeros(5), episode_ids=torch.zeros(5, dtype=torch.int64))
+    buf = ReplayBuffer(t, capacity=7)
+    buf.add([1.0, 1.0], [0.5], 2.0, [1.0, 1.0], True, False, 1)
+    g = torch.Generator().manual_seed(0)
+    rewards = buf.sample(4000, g)["rewards"]
+    assert set(rewards.unique().tolist()) == {0.0, 2.0}
+    assert (rewards == 2.0).float().mean().item() == pytest.approx(1 / 6, abs=0.03)
+    buf.add([1.0, 1.0], [0.5], 2.0, [1.0, 1.0], True, False, 1)
+    with pytest.raises(RuntimeError, match="full"):
+        buf.add([1.0, 1.0], [0.5], 2.0, [1.0, 1.0], True, False, 1)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_fine_tuning_resumes_exactly(offline_run, tmp_path, monkeypatch):
+    full = finetune(cfg(offline_run, tmp_path / "full"), progress=False)
+    from iql_tutorial.finetune import ReplayBuffer as RB
+
+    original = RB.add
+
+    def dying_add(self, *a, **k):
+        if self.size - self.offline_size == 70:  # after the checkpoint at the end of episode 2 (step 60)
+            raise Killed()
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(RB, "add", dying_add)
+    with pytest.raises(Killed):
+        finetune(cfg(offline_run, tmp_path / "killed"), progress=False)
+    monkeypatch.setattr(RB, "add", original)
+    resumed = finetune(cfg(offline_run, tmp_path / "killed", resume=True), progress=False)
+    for (name, a), b in zip(full.agent.state_dict().items(), resumed.agent.state_dict().values()):
+        if a is not None:
+            assert torch.equal(a, b), name
+    for k, v in full.buffer.online_part().items():
+        assert torch.equal(v, resumed.buffer.online_part()[k]), k
+    pd.testing.assert_frame_equal(full.eval_log[["step", "return_mean"]], resumed.eval_log[["step", "return_mean"]])
+    pd.testing.assert_frame_equal(full.train_log[["step", "critic_loss"]], resumed.train_log[["step", "critic_loss"]])
+
+
+def test_missing_offline_run_is_explained(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train offline first"):
+        finetune(cfg(tmp_path / "nothing", tmp_path / "ft"), progress=False)
