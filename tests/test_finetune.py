@@ -1,33 +1,22 @@
 """Offline-to-online fine-tuning: collects into the mixed buffer, trains on it, resumes exactly."""
 
-import os
-
 import pandas as pd
 import pytest
 import torch
-from _tiny_data import make_pendulum_dataset
 
 from iql_tutorial.finetune import FinetuneConfig, ReplayBuffer, finetune
 from iql_tutorial.train import TrainConfig, train
 
 torch.set_num_threads(1)
-DATA_ID = "tests/pendulum/finetune-v0"
+DATA_ID = "tests/pendulum/short-v0"
 
 
 @pytest.fixture(scope="module")
-def offline_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("minari")
-    old = os.environ.get("MINARI_DATASETS_PATH")
-    os.environ["MINARI_DATASETS_PATH"] = str(root)
-    make_pendulum_dataset(DATA_ID, episodes=2, max_steps=30)
+def offline_run(tiny_minari, tmp_path_factory):
     out = tmp_path_factory.mktemp("offline") / "run"
     train(TrainConfig(dataset=DATA_ID, steps=30, device="cpu", out=str(out), eval_episodes=0, log_every=10,
                       iql={"hidden_dims": (16, 16), "batch_size": 16}), progress=False)
-    yield out
-    if old is None:
-        del os.environ["MINARI_DATASETS_PATH"]
-    else:
-        os.environ["MINARI_DATASETS_PATH"] = old
+    return out
 
 
 def cfg(offline, out, **kw):

@@ -10,7 +10,6 @@ import gymnasium as gym
 import pandas as pd
 import pytest
 import torch
-from _tiny_data import make_pendulum_dataset
 
 from iql_tutorial.data import check_continuous, load_dataset
 from iql_tutorial.train import TrainConfig, main, train
@@ -20,18 +19,9 @@ SMALL = {"hidden_dims": (32, 32), "batch_size": 32, "actor_dropout": 0.1}
 DATA_ID = "tests/pendulum/tiny-v0"
 
 
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("minari")
-    old = os.environ.get("MINARI_DATASETS_PATH")
-    os.environ["MINARI_DATASETS_PATH"] = str(root)
-    make_pendulum_dataset(DATA_ID)
-    make_pendulum_dataset("tests/pendulum/nan-v0", nan_episode=1)
-    yield root
-    if old is None:
-        del os.environ["MINARI_DATASETS_PATH"]
-    else:
-        os.environ["MINARI_DATASETS_PATH"] = old
+@pytest.fixture()
+def data_root(tiny_minari):
+    return tiny_minari
 
 
 def config(out, **kw):
