@@ -113,6 +113,53 @@ def run_sweep(
     return pd.concat(frames, ignore_index=True)
 
 
+def run_finetune_sweep(
+    datasets: list[str],
+    seeds: list[int],
+    offline_steps: int,
+    online_steps: int,
+    runs_dir: str | Path = "runs/results",
+    results_dir: str | Path = RESULTS_DIR,
+    name: str = "sweep",
+    eval_every: int | None = None,
+    eval_episodes: int = 10,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Fine-tune online each finished offline IQL run of ``run_sweep`` (same folders), then
+    gather the curves into ``<results>/<name>-finetune.csv``: step 0 is the offline policy."""
+    from iql_tutorial.finetune import FinetuneConfig, finetune
+
+    results_dir, runs_dir = Path(results_dir), Path(runs_dir)
+    meta_path = results_dir / f"{name}-finetune.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"runs": {}}
+    eval_every = eval_every or max(online_steps // 5, 1)
+    frames = []
+    for ds in datasets:
+        for seed in seeds:
+            offline = runs_dir / f"{ds.replace('/', '_')}-awr-seed{seed}"
+            if not _finished(offline, offline_steps):
+                raise FileNotFoundError(f"{offline} is not a finished {offline_steps}-step IQL run: run the offline sweep first.")
+            out = offline.with_name(offline.name + "-online")
+            done = (out / "eval_log.csv").exists() and int(pd.read_csv(out / "eval_log.csv")["step"].max()) >= online_steps
+            if not done:
+                t0 = time.perf_counter()
+                finetune(FinetuneConfig(offline_run=str(offline), online_steps=online_steps, out=str(out), seed=seed,
+                                        resume=out.exists(), eval_every=eval_every, eval_episodes=eval_episodes,
+                                        checkpoint_every=eval_every), progress=progress)
+                meta["runs"][out.name] = {
+                    "command": f"python -m iql_tutorial.finetune --offline-run {offline} --online-steps {online_steps} "
+                               f"--seed {seed} --eval-every {eval_every} --eval-episodes {eval_episodes} --out {out}",
+                    "commit": commit_id(), "hardware": hardware(torch.device("cpu")),
+                    "wall_s_this_session": round(time.perf_counter() - t0, 1)}
+                meta_path.write_text(json.dumps(meta, indent=2))
+            log = pd.read_csv(out / "eval_log.csv")
+            log.insert(0, "seed", seed)
+            log.insert(0, "dataset", ds)
+            frames.append(log)
+            pd.concat(frames).to_csv(results_dir / f"{name}-finetune.csv", index=False)
+    return pd.concat(frames, ignore_index=True)
+
+
 def summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation across seeds of the final normalized score."""
     last = frame.sort_values("step").groupby(["dataset", "policy", "seed"]).tail(1)
@@ -132,11 +179,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--finetune-steps", type=int, default=0, help="then fine-tune each IQL run online for this many env steps")
     a = p.parse_args(argv)
     steps = a.steps or (GPU_STEPS if resolve_device(a.device).type == "cuda" else CPU_STEPS)
     try:
         frame = run_sweep(a.datasets, a.seeds, steps, tuple(a.policies), a.runs, a.results, a.name, a.device,
                           a.eval_every, a.eval_episodes)
+        if a.finetune_steps > 0:
+            online = run_finetune_sweep(a.datasets, a.seeds, steps, a.finetune_steps, a.runs, a.results, a.name,
+                                        eval_episodes=a.eval_episodes)
+            print(online.groupby(["dataset", "step"])["score_mean" if "score_mean" in online else "return_mean"].mean())
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

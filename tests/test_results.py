@@ -27,3 +27,14 @@ def test_sweep_gathers_curves_and_skips_finished_runs(tiny_minari, tmp_path):
     pd.testing.assert_frame_equal(frame, again)
     table = summary(frame)
     assert list(table["count"]) == [2, 2]
+
+
+def test_finetune_sweep_continues_the_offline_runs(tiny_minari, tmp_path):
+    from iql_tutorial.results import run_finetune_sweep
+
+    kw = {"datasets": ["tests/pendulum/short-v0"], "seeds": [0], "runs_dir": tmp_path / "runs",
+          "results_dir": tmp_path / "results", "name": "f", "eval_episodes": 1, "progress": False}
+    run_sweep(steps=20, policies=("awr",), device="cpu", eval_every=10, extra_iql={"hidden_dims": (8, 8)}, **kw)
+    frame = run_finetune_sweep(offline_steps=20, online_steps=30, eval_every=15, **kw)
+    assert list(frame["step"]) == [0, 15, 30]
+    assert (tmp_path / "results" / "f-finetune.json").exists()
