@@ -13,8 +13,14 @@ arXiv:2110.06169. One concept per module:
 - ``bench``: the speed benchmark against a plain PyTorch update
 """
 
-from iql_tutorial.agent import IQLAgent
-from iql_tutorial.config import IQLConfig
+import os
+
+# Sleeping (not spinning) OpenMP threads: effective only if this package is imported before
+# torch; the Makefile exports it for every command. See the performance appendix.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from iql_tutorial.agent import IQLAgent  # noqa: E402
+from iql_tutorial.config import IQLConfig  # noqa: E402
 
 __all__ = ["IQLAgent", "IQLConfig"]
 __version__ = "0.1.0"

@@ -78,8 +78,10 @@ class OfflineDataset:
         """100 * (return - ref_min) / (ref_max - ref_min), as D4RL and Minari define it."""
         if self.ref_min_score is None or self.ref_max_score is None:
             raise ValueError(f"Dataset {self.dataset_id} has no ref_min_score/ref_max_score: no normalized score.")
-        return 100.0 * (np.asarray(returns, dtype=np.float64) - self.ref_min_score) / (
-            self.ref_max_score - self.ref_min_score
+        return (
+            100.0
+            * (np.asarray(returns, dtype=np.float64) - self.ref_min_score)
+            / (self.ref_max_score - self.ref_min_score)
         )
 
     def make_env(self, **kwargs: Any) -> gym.Env:
@@ -108,7 +110,9 @@ def _flatten_obs(space: gym.Space, obs: Any) -> np.ndarray:
     if isinstance(space, gym.spaces.Box):
         return np.asarray(obs)
     if isinstance(space, gym.spaces.Dict):
-        return np.concatenate([np.asarray(obs[k]).reshape(len(np.asarray(obs[k])), -1) for k in sorted(space.spaces)], axis=1)
+        return np.concatenate(
+            [np.asarray(obs[k]).reshape(len(np.asarray(obs[k])), -1) for k in sorted(space.spaces)], axis=1
+        )
     raise ValueError(f"Observation space {space} is not supported: use a Box or a Dict of Boxes.")
 
 

@@ -38,9 +38,13 @@ class Transitions:
         for f in fields(self):
             t = getattr(self, f.name)
             if t.shape[0] != n:
-                raise ValueError(f"Transitions.{f.name} has {t.shape[0]} rows but obs has {n}: every field needs one row per transition.")
+                raise ValueError(
+                    f"Transitions.{f.name} has {t.shape[0]} rows but obs has {n}: every field needs one row per transition."
+                )
         if self.next_obs.shape != self.obs.shape:
-            raise ValueError(f"next_obs shape {tuple(self.next_obs.shape)} differs from obs shape {tuple(self.obs.shape)}.")
+            raise ValueError(
+                f"next_obs shape {tuple(self.next_obs.shape)} differs from obs shape {tuple(self.obs.shape)}."
+            )
 
     def __len__(self) -> int:
         return self.obs.shape[0]
