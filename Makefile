@@ -36,8 +36,11 @@ unit: setup
 notebooks: setup
 	IQL_QUICK=1 $(PY) -m pytest -q --nbmake book
 
+# The paper's 1,000,000 gradient steps on a GPU; a CPU-sized 100,000 otherwise (override with STEPS=).
 train: setup
-	$(PY) -m iql_tutorial.train --dataset $(or $(DATASET),iqlbook/pendulum/medium-replay-v0) --steps $(or $(STEPS),100000) --device auto
+	$(PY) -m iql_tutorial.train --dataset $(or $(DATASET),iqlbook/pendulum/medium-replay-v0) --device auto \
+		--steps $(or $(STEPS),$(shell $(PY) -c "import torch; print(1000000 if torch.cuda.is_available() else 100000)")) \
+		$(TRAIN_ARGS)
 
 results: setup
 	$(PY) -m iql_tutorial.results
