@@ -22,6 +22,7 @@ import argparse
 import csv
 import json
 import math
+import pickle
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -391,7 +392,7 @@ def train_sac(
     gen = torch.Generator().manual_seed(seed)
     ckpt = Path(checkpoint_dir) / "sac_checkpoint.pt" if checkpoint_dir else None
     if ckpt is not None and ckpt.exists():
-        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+        saved = load_checkpoint_file(ckpt)
         agent.load_state_dict(saved["agent"])
         for k, v in saved["buffer"].items():
             getattr(buf, k)[: len(v)] = v
@@ -455,6 +456,25 @@ def train_sac(
         _save_checkpoint(ckpt, agent, buf, state, rng, gen)
     env.close()
     return agent, buf, state
+
+
+class _MainAsSac(pickle.Unpickler):
+    """Unpickles checkpoints written by ``python -m iql_tutorial.sac`` (classes saved as ``__main__.X``)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "__main__":
+            module = "iql_tutorial.sac"
+        return super().find_class(module, name)
+
+
+class _PickleShim:
+    Unpickler = _MainAsSac
+    load = staticmethod(pickle.load)
+
+
+def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
+    """A training checkpoint (agent, replay buffer, progress, RNG states), wherever it was written from."""
+    return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_PickleShim)
 
 
 def _save_checkpoint(path: Path, agent: SAC, buf: ReplayBuffer, state: TrainState, rng: Any, gen: Any) -> None:

@@ -36,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("select", help="pick the medium/expert snapshots of a SAC run and the reference scores")
     s.add_argument("env", choices=sorted(SAC_ENVS))
     s.add_argument("--max-step", type=int, default=None, help="ignore snapshots after this many env steps")
-    s.add_argument("--ref-episodes", type=int, default=100)
+    s.add_argument("--ref-episodes", type=int, default=100, help="random-policy episodes for ref_min_score")
+    s.add_argument(
+        "--expert-episodes", type=int, default=None, help="expert episodes for ref_max_score (default: same)"
+    )
     a = p.parse_args(argv)
 
     if a.cmd == "list":
@@ -45,7 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "select":
         from iql_tutorial.data.behaviour import select_behaviour
 
-        info = select_behaviour(a.env, SAC_ENVS[a.env].env_id, max_step=a.max_step, ref_episodes=a.ref_episodes)
+        info = select_behaviour(
+            a.env,
+            SAC_ENVS[a.env].env_id,
+            max_step=a.max_step,
+            ref_episodes=a.ref_episodes,
+            expert_episodes=a.expert_episodes,
+        )
         print(f"ref_min {info['ref_min_score']:.1f}  ref_max {info['ref_max_score']:.1f}  "
               f"medium @ {info['medium']['env_steps']} ({info['medium']['normalized']:.0f}%)  "
               f"expert @ {info['expert']['env_steps']} ({info['expert']['normalized']:.0f}% sampled)")  # fmt: skip

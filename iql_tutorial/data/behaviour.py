@@ -60,9 +60,9 @@ def load_replay(env_key: str) -> dict[str, np.ndarray]:
         with np.load(d / "replay.npz") as z:
             return {k: z[k] for k in z.files}
     if (d / "sac_checkpoint.pt").exists():
-        import torch
+        from iql_tutorial.sac import load_checkpoint_file
 
-        return torch.load(d / "sac_checkpoint.pt", map_location="cpu", weights_only=False)["buffer"]
+        return load_checkpoint_file(d / "sac_checkpoint.pt")["buffer"]
     raise FileNotFoundError(
         f"No replay buffer of the {env_key} training run in {d}: the medium-replay dataset is the training "
         "run's own replay buffer, so it can only be rebuilt where that run happened (or by training again)."
@@ -74,6 +74,7 @@ def select_behaviour(
     env_id: str,
     medium_fraction: float = 0.4,
     ref_episodes: int = 100,
+    expert_episodes: int | None = None,
     candidate_episodes: int = 20,
     n_candidates: int = 4,
     max_step: int | None = None,
@@ -81,6 +82,7 @@ def select_behaviour(
 ) -> dict[str, Any]:
     """Pick the expert and medium snapshots, compute reference scores, write ``behaviour.json``.
 
+    ``ref_episodes`` random episodes give ref_min, ``expert_episodes`` (default: as many) ref_max.
     Only snapshots up to ``max_step`` whose step the replay buffer covers are considered for medium.
     """
     snaps = [s for s in snapshot_table(env_key) if max_step is None or s["env_steps"] <= max_step]
@@ -89,6 +91,7 @@ def select_behaviour(
     replay_size = len(load_replay(env_key)["rewards"])
     ref_min, ref_min_std = mean_return(env_id, lambda sp: uniform_policy(sp, seed), seed, ref_episodes, "random policy")
     expert = max(snaps, key=lambda s: s["eval_return_mean"])
+    n_expert = expert_episodes or ref_episodes
     ref_max, ref_max_std = mean_return(
         env_id,
         lambda sp: sac_policy(expert["path"], sp, seed, deterministic=True),
@@ -129,7 +132,7 @@ def select_behaviour(
         "ref_min_policy": "uniform random actions",
         "ref_max_score": ref_max,
         "ref_max_std": ref_max_std,
-        "ref_max_episodes": ref_episodes,
+        "ref_max_episodes": n_expert,
         "ref_max_policy": f"SAC snapshot at {expert['env_steps']} env steps, mean action",
         "expert": {"env_steps": expert["env_steps"], "sampled_return_mean": exp_sampled[0],
                    "sampled_return_std": exp_sampled[1], "normalized": norm(exp_sampled[0])},

@@ -103,7 +103,7 @@ def write_dataset(
         for i, ep in enumerate(episodes)
     ]
     with warnings.catch_warnings():  # Minari recommends an author e-mail; the project has none to give
-        warnings.filterwarnings("ignore", message=".*author_email.*", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*(author_email|code_permalink).*", category=UserWarning)
         minari.create_dataset_from_buffers(
             dataset_id,
             buffers,
