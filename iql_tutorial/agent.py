@@ -237,12 +237,22 @@ class IQLAgent(nn.Module):
     # ------------------------------------------------------------------ state
     def full_state(self) -> dict[str, Any]:
         """Networks, targets, optimizers and the update counter (the LR schedule is a
-        function of it): everything needed to continue training exactly."""
+        function of it): everything needed to continue training exactly. Optimizer settings are
+        stored in their plain form (a float learning rate, not capturable), so a checkpoint of the
+        CUDA-graph path loads into any path."""
+
+        def portable(opt: torch.optim.Optimizer) -> dict[str, Any]:
+            state = opt.state_dict()
+            for group in state["param_groups"]:
+                group["lr"] = float(group["lr"])
+                group["capturable"] = False
+            return state
+
         return {
             "networks": self.state_dict(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-            "value_opt": self.value_opt.state_dict(),
+            "actor_opt": portable(self.actor_opt),
+            "critic_opt": portable(self.critic_opt),
+            "value_opt": portable(self.value_opt),
             "num_updates": self.num_updates,
             "obs_dim": self.obs_dim,
             "act_dim": self.act_dim,

@@ -98,7 +98,7 @@ class StepRunner:
             self.actor_lr.copy_(cfg.actor_lr * 0.5 * (1.0 + torch.cos(math.pi * t)))
         for opt in (agent.value_opt, agent.critic_opt, agent.actor_opt):
             opt.zero_grad(set_to_none=False)  # gradients must keep their addresses
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else nullcontext()
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False) if self.bf16 else nullcontext()
         with autocast:
             total, metrics, _ = agent._joint_losses(b["obs"], act, b["rewards"], b["next_obs"], b["terminals"])
         total.backward()

@@ -9,6 +9,8 @@ Shapes: B is the batch, N the number of critic replicas, k the reward dimension.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -76,10 +78,10 @@ def awr_weights(adv: Tensor, beta: float, max_weight: float = 100.0) -> Tensor:
     """min(exp(beta * A), max_weight): the advantage weights of Eq. (7).
 
     Clamping the exponent first (at log(max_weight)) gives the same numbers as clamping
-    the exponential and never overflows.
+    the exponential and never overflows. (A Python float bound, not a tensor: no host-to-device
+    copy, so the function can be captured in a CUDA graph.)
     """
-    log_max = torch.log(torch.tensor(max_weight, dtype=adv.dtype, device=adv.device))
-    return torch.exp(torch.clamp(beta * adv, max=log_max))
+    return torch.exp(torch.clamp(beta * adv, max=math.log(max_weight)))
 
 
 def awr_loss(weights: Tensor, log_prob: Tensor) -> Tensor:
