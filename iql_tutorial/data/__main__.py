@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             max_step=a.max_step,
             ref_episodes=a.ref_episodes,
             expert_episodes=a.expert_episodes,
+            best_is_expert=SAC_ENVS[a.env].best_is_expert,
         )
         print(f"ref_min {info['ref_min_score']:.1f}  ref_max {info['ref_max_score']:.1f}  "
               f"medium @ {info['medium']['env_steps']} ({info['medium']['normalized']:.0f}%)  "

@@ -5,7 +5,8 @@ After ``python -m iql_tutorial.sac`` has written snapshots (``snapshots/step_N.p
 
 - ``ref_min_score``: the mean return of the uniform random policy (100 episodes);
 - ``expert``: the snapshot with the best evaluation return; ``ref_max_score`` is its mean
-  return with the mean action (its deterministic policy), so 100 = our best policy;
+  return with the mean action (its deterministic policy), so 100 = our best policy (a real
+  expert on Pendulum; on MuJoCo only the best of a short CPU run: ``best_is_expert`` false);
 - ``medium``: the snapshot whose *sampled* policy (the one that collects data) scores closest to
   ``medium_fraction`` (default 0.4) of the way from random to expert;
 - ``medium-replay``: every transition of the run up to the medium snapshot (read from the
@@ -79,6 +80,7 @@ def select_behaviour(
     n_candidates: int = 4,
     max_step: int | None = None,
     seed: int = 12345,
+    best_is_expert: bool = True,
 ) -> dict[str, Any]:
     """Pick the expert and medium snapshots, compute reference scores, write ``behaviour.json``.
 
@@ -134,6 +136,7 @@ def select_behaviour(
         "ref_max_std": ref_max_std,
         "ref_max_episodes": n_expert,
         "ref_max_policy": f"SAC snapshot at {expert['env_steps']} env steps, mean action",
+        "best_is_expert": best_is_expert,
         "expert": {"env_steps": expert["env_steps"], "sampled_return_mean": exp_sampled[0],
                    "sampled_return_std": exp_sampled[1], "normalized": norm(exp_sampled[0])},
         "medium": {"env_steps": medium["env_steps"], "sampled_return_mean": med_mean, "sampled_return_std": med_std,

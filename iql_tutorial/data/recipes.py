@@ -42,14 +42,22 @@ class SacEnv:
     episodes: int | None = None  # per rollout dataset (random, medium, expert), or
     steps: int | None = None  # transitions per rollout dataset (whole episodes, at least this many)
     shipped: tuple[str, ...] = ()  # kinds committed to the repository (others: built on demand)
+    kinds: tuple[str, ...] = ("random", "medium", "medium-replay", "expert", "medium-expert")
+    best_is_expert: bool = True  # False: the best policy trained here is far from an expert's level
+
+
+# MuJoCo: a few CPU-minutes of SAC give D4RL-"medium"-level policies at best, so there are no
+# "expert" datasets, and ref_max_score is "the best policy trained here", not an expert's return.
+_MUJOCO = {"steps": 100_000, "shipped": ("medium", "medium-replay"), "kinds": ("random", "medium", "medium-replay"),
+           "best_is_expert": False}  # fmt: skip
 
 
 SAC_ENVS = {
     "pendulum": SacEnv("pendulum", "Pendulum-v1", episodes=100,
                        shipped=("random", "medium", "medium-replay", "expert", "medium-expert")),
-    "hopper": SacEnv("hopper", "Hopper-v5", steps=100_000, shipped=("medium", "medium-replay")),
-    "halfcheetah": SacEnv("halfcheetah", "HalfCheetah-v5", steps=100_000, shipped=("medium", "medium-replay")),
-    "walker2d": SacEnv("walker2d", "Walker2d-v5", steps=100_000, shipped=("medium", "medium-replay")),
+    "hopper": SacEnv("hopper", "Hopper-v5", **_MUJOCO),
+    "halfcheetah": SacEnv("halfcheetah", "HalfCheetah-v5", **_MUJOCO),
+    "walker2d": SacEnv("walker2d", "Walker2d-v5", **_MUJOCO),
 }  # fmt: skip
 SAC_KINDS = ("random", "medium", "medium-replay", "expert", "medium-expert")
 MAZE_STEPS = {"umaze": 100_000, "medium": 150_000}
@@ -86,16 +94,22 @@ class Recipe:
             "expert": "the sampled SAC 'expert' snapshot (the best policy trained here)",
             "medium-expert": "the medium and expert datasets together",
         }[self.kind]
-        return (
+        text = (
             f"{self.env_id}, {what}. Made by iql_tutorial in D4RL's way; ref_min_score: random policy; "
             "ref_max_score: the best SAC snapshot with its mean action (see data/behaviour/)."
         )
+        if not SAC_ENVS[self.env_key].best_is_expert:
+            text += (
+                " That policy is far below an expert (a short CPU training run), so a normalized score of 100 "
+                "means 'as good as the best policy trained here'; compare normalized scores with D4RL's in shape only."
+            )
+        return text
 
 
 def _recipes() -> dict[str, Recipe]:
     out: dict[str, Recipe] = {}
     for env in SAC_ENVS.values():
-        for kind in SAC_KINDS:
+        for kind in env.kinds:
             r = Recipe(f"{NAMESPACE}/{env.key}/{kind}-v0", f"{env.key}-{kind}", env.env_id, "sac", env.key, kind,
                        kind in env.shipped)  # fmt: skip
             out[r.dataset_id] = r
