@@ -142,7 +142,7 @@ class IQLAgent(nn.Module):
         value = self.value(obs)
         with torch.no_grad():
             next_v = self.value(next_obs)
-        v_loss = losses.value_loss(target_q, value, cfg.expectile)  # Eq. (5)
+        v_loss = losses.value_loss(target_q, value, cfg.expectile, self.reward_weights)  # Eq. (5)
         y = losses.td_target(rew, next_v, term, cfg.gamma)
         q = self.critic(obs, act)
         per_sample = losses.critic_loss_per_sample(q, y)
@@ -164,7 +164,7 @@ class IQLAgent(nn.Module):
         cfg = self.config
         target_q = self.target_q_min(obs, act)
         value = self.value(obs)
-        v_loss = losses.value_loss(target_q, value, cfg.expectile)
+        v_loss = losses.value_loss(target_q, value, cfg.expectile, self.reward_weights)
         self.value_opt.zero_grad(set_to_none=True)
         v_loss.backward()
         self.value_opt.step()

@@ -53,12 +53,18 @@ def td_target(reward: Tensor, next_value: Tensor, terminal: Tensor, gamma: float
     return reward + gamma * (1.0 - terminal).unsqueeze(-1) * next_value
 
 
-def value_loss(target_q: Tensor, value: Tensor, expectile: float) -> Tensor:
+def value_loss(target_q: Tensor, value: Tensor, expectile: float, reward_weights: Tensor | None = None) -> Tensor:
     """Eq. (5): E[L_2^tau(Q_target(s, a) - V(s))], summed over reward dimensions.
 
     ``target_q`` is the replica-min of the target critics at the dataset action, detached.
+    With reward weights, the expectile is sign-aware like the replica min: for a dimension with
+    a negative weight (a cost) the residual is negated, so V_k leans toward the *low* values of
+    Q_k over the data's actions, which is the optimistic side of the weighted sum sum_k w_k V_k.
     """
-    return expectile_loss(target_q - value, expectile).sum(-1).mean()
+    u = target_q - value
+    if reward_weights is not None:
+        u = u * sign_of_weights(reward_weights)
+    return expectile_loss(u, expectile).sum(-1).mean()
 
 
 def critic_loss_per_sample(q: Tensor, target: Tensor) -> Tensor:

@@ -9,24 +9,42 @@ def pytest_configure(config):
     )
 
 
+import contextlib  # noqa: E402
 import os  # noqa: E402
 
 import pytest  # noqa: E402
 
 
+@contextlib.contextmanager
+def minari_path(root):
+    """Point MINARI_DATASETS_PATH at ``root`` for the duration, then restore it, so nothing
+    leaks into later tests or into the notebooks nbmake runs in the same session."""
+    old = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(root)
+    try:
+        yield root
+    finally:
+        if old is None:
+            del os.environ["MINARI_DATASETS_PATH"]
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = old
+
+
 @pytest.fixture(scope="session")
-def tiny_minari(tmp_path_factory):
-    """A temporary MINARI_DATASETS_PATH holding tiny random Pendulum datasets (see _tiny_data)."""
+def tiny_minari_root(tmp_path_factory):
+    """A folder of tiny random Pendulum datasets in Minari's layout (see _tiny_data), made once."""
     from _tiny_data import make_pendulum_dataset
 
     root = tmp_path_factory.mktemp("minari")
-    old = os.environ.get("MINARI_DATASETS_PATH")
-    os.environ["MINARI_DATASETS_PATH"] = str(root)
-    make_pendulum_dataset("tests/pendulum/tiny-v0")
-    make_pendulum_dataset("tests/pendulum/nan-v0", nan_episode=1)
-    make_pendulum_dataset("tests/pendulum/short-v0", episodes=2, max_steps=30)
-    yield root
-    if old is None:
-        del os.environ["MINARI_DATASETS_PATH"]
-    else:
-        os.environ["MINARI_DATASETS_PATH"] = old
+    with minari_path(root):
+        make_pendulum_dataset("tests/pendulum/tiny-v0")
+        make_pendulum_dataset("tests/pendulum/nan-v0", nan_episode=1)
+        make_pendulum_dataset("tests/pendulum/short-v0", episodes=2, max_steps=30)
+    return root
+
+
+@pytest.fixture()
+def tiny_minari(tiny_minari_root):
+    """MINARI_DATASETS_PATH set to the tiny datasets for one test."""
+    with minari_path(tiny_minari_root):
+        yield tiny_minari_root

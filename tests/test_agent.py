@@ -108,8 +108,13 @@ def test_multidimensional_rewards_shapes_and_weights():
         expected_w = torch.exp(2.0 * adv).clamp(max=100.0)
         got = agent.policy_weights(agent.target_q_min(obs, act), agent.value(obs))
     assert torch.allclose(got, expected_w, rtol=1e-5)
+    before = copy.deepcopy(agent)
     m = agent.update(batch)
     assert all(torch.isfinite(v).all() for v in m.values())
+    with torch.no_grad():  # the value loss: expectile of the sign-flipped residual in the cost dimension
+        u = (qmin - before.value(obs)) * torch.tensor([1.0, -1.0])
+        expected = (torch.where(u < 0, 0.3, 0.7) * u**2).sum(-1).mean()
+    assert m["value_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_behaviour_cloning_uses_unit_weights():

@@ -12,10 +12,13 @@ DATA_ID = "tests/pendulum/short-v0"
 
 
 @pytest.fixture(scope="module")
-def offline_run(tiny_minari, tmp_path_factory):
+def offline_run(tiny_minari_root, tmp_path_factory):
+    from conftest import minari_path
+
     out = tmp_path_factory.mktemp("offline") / "run"
-    train(TrainConfig(dataset=DATA_ID, steps=30, device="cpu", out=str(out), eval_episodes=0, log_every=10,
-                      iql={"hidden_dims": (16, 16), "batch_size": 16}), progress=False)
+    with minari_path(tiny_minari_root):
+        train(TrainConfig(dataset=DATA_ID, steps=30, device="cpu", out=str(out), eval_episodes=0, log_every=10,
+                          iql={"hidden_dims": (16, 16), "batch_size": 16}), progress=False)
     return out
 
 
@@ -26,7 +29,7 @@ def cfg(offline, out, **kw):
     return FinetuneConfig(**base)
 
 
-def test_online_loop_collects_stores_and_trains_on_the_mixed_buffer(offline_run, tmp_path):
+def test_online_loop_collects_stores_and_trains_on_the_mixed_buffer(offline_run, tiny_minari, tmp_path):
     before = torch.load(offline_run / "checkpoint.pt", weights_only=False)["agent"]["networks"]
     result = finetune(cfg(offline_run, tmp_path / "ft"), progress=False)
     buf = result.buffer
@@ -63,7 +66,7 @@ class Killed(Exception):
     pass
 
 
-def test_killed_fine_tuning_resumes_exactly(offline_run, tmp_path, monkeypatch):
+def test_killed_fine_tuning_resumes_exactly(offline_run, tiny_minari, tmp_path, monkeypatch):
     full = finetune(cfg(offline_run, tmp_path / "full"), progress=False)
     from iql_tutorial.finetune import ReplayBuffer as RB
 

@@ -28,6 +28,15 @@ def test_value_loss_uses_target_minus_value_and_sums_dimensions():
     assert losses.value_loss(target_q, value, 0.9).item() == pytest.approx(2.35)
 
 
+def test_value_loss_is_sign_aware_for_negative_weights():
+    target_q = torch.tensor([[1.0, 1.0]])
+    value = torch.tensor([[0.0, 0.0]])  # u = +1 in both dimensions
+    w = torch.tensor([1.0, -2.0])
+    # dimension 0 (reward): u = +1 weighs tau = 0.9; dimension 1 (cost): u is negated to -1, weighs 0.1
+    assert losses.value_loss(target_q, value, 0.9, w).item() == pytest.approx(0.9 + 0.1)
+    assert losses.value_loss(target_q, value, 0.9).item() == pytest.approx(1.8)
+
+
 def test_td_target_masks_terminal_but_not_truncation():
     r = torch.tensor([[1.0], [2.0], [3.0]])
     v_next = torch.tensor([[10.0], [10.0], [10.0]])
