@@ -47,6 +47,18 @@ def _adam(params: list[nn.Parameter], lr: float, device: torch.device) -> torch.
         return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
+def _metrics(v_loss: Tensor, q_loss: Tensor, a_loss: Tensor, value: Tensor, q: Tensor, weights: Tensor) -> dict[str, Tensor]:
+    """What the trainer logs, as detached tensors (read on the host only at logging intervals)."""
+    return {
+        "value_loss": v_loss.detach(),
+        "critic_loss": q_loss.detach(),
+        "actor_loss": a_loss.detach(),
+        "v_mean": value.detach().mean(),
+        "q_mean": q.detach().mean(),
+        "weight_mean": weights.detach().mean(),
+    }
+
+
 def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
     """The paper's actor schedule: base_lr * (1 + cos(pi * t / T)) / 2, constant 0 after T."""
     t = min(step, total_steps)
@@ -149,14 +161,7 @@ class IQLAgent(nn.Module):
         q_loss = per_sample.mean()  # Eq. (6)
         weights = self.policy_weights(target_q, value.detach())
         a_loss = losses.awr_loss(weights, self.actor.log_prob(obs, act))  # Eq. (7)
-        metrics = {
-            "value_loss": v_loss.detach(),
-            "critic_loss": q_loss.detach(),
-            "actor_loss": a_loss.detach(),
-            "v_mean": value.detach().mean(),
-            "q_mean": q.detach().mean(),
-            "weight_mean": weights.mean(),
-        }
+        metrics = _metrics(v_loss, q_loss, a_loss, value, q, weights)
         return v_loss + q_loss + a_loss, metrics, per_sample.detach()
 
     def _sequential_update(self, obs: Tensor, act: Tensor, rew: Tensor, next_obs: Tensor, term: Tensor) -> tuple[dict[str, Tensor], Tensor]:
@@ -183,15 +188,7 @@ class IQLAgent(nn.Module):
         self.critic_opt.zero_grad(set_to_none=True)
         q_loss.backward()
         self.critic_opt.step()
-        metrics = {
-            "value_loss": v_loss.detach(),
-            "critic_loss": q_loss.detach(),
-            "actor_loss": a_loss.detach(),
-            "v_mean": value.detach().mean(),
-            "q_mean": q.detach().mean(),
-            "weight_mean": weights.mean(),
-        }
-        return metrics, per_sample.detach()
+        return _metrics(v_loss, q_loss, a_loss, value, q, weights), per_sample.detach()
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         """One IQL step on a batch with keys obs [B, d_s], actions [B, d_a], rewards [B, k],
