@@ -48,7 +48,8 @@ class SacEnv:
 
 # MuJoCo: a few CPU-minutes of SAC give D4RL-"medium"-level policies at best, so there are no
 # "expert" datasets, and ref_max_score is "the best policy trained here", not an expert's return.
-_MUJOCO = {"steps": 100_000, "shipped": ("medium", "medium-replay"), "kinds": ("random", "medium", "medium-replay"),
+# 50,000 transitions per rollout dataset keep the committed data under ~50 MB (D4RL: 1,000,000).
+_MUJOCO = {"steps": 50_000, "shipped": ("medium", "medium-replay"), "kinds": ("random", "medium", "medium-replay"),
            "best_is_expert": False}  # fmt: skip
 
 
@@ -57,7 +58,7 @@ SAC_ENVS = {
                        shipped=("random", "medium", "medium-replay", "expert", "medium-expert")),
     "hopper": SacEnv("hopper", "Hopper-v5", **_MUJOCO),
     "halfcheetah": SacEnv("halfcheetah", "HalfCheetah-v5", **_MUJOCO),
-    "walker2d": SacEnv("walker2d", "Walker2d-v5", **_MUJOCO),
+    "walker2d": SacEnv("walker2d", "Walker2d-v5", **{**_MUJOCO, "shipped": ("medium-replay",)}),
 }  # fmt: skip
 SAC_KINDS = ("random", "medium", "medium-replay", "expert", "medium-expert")
 MAZE_STEPS = {"umaze": 100_000, "medium": 150_000}
