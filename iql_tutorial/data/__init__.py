@@ -21,6 +21,8 @@ from iql_tutorial.data.transitions import Transitions
 
 os.environ.setdefault("MINARI_DATASETS_PATH", str(REPO_DATA_DIR))
 
+from iql_tutorial.data.recipes import ensure_dataset  # noqa: E402
+
 __all__ = [
     "REPO_DATA_DIR",
     "ActionScaler",
@@ -28,6 +30,7 @@ __all__ = [
     "Transitions",
     "check_continuous",
     "datasets_path",
+    "ensure_dataset",
     "episode_returns",
     "list_local_ids",
     "load_dataset",
