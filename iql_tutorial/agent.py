@@ -47,7 +47,9 @@ def _adam(params: list[nn.Parameter], lr: float, device: torch.device) -> torch.
         return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
-def _metrics(v_loss: Tensor, q_loss: Tensor, a_loss: Tensor, value: Tensor, q: Tensor, weights: Tensor) -> dict[str, Tensor]:
+def _metrics(
+    v_loss: Tensor, q_loss: Tensor, a_loss: Tensor, value: Tensor, q: Tensor, weights: Tensor
+) -> dict[str, Tensor]:
     """What the trainer logs, as detached tensors (read on the host only at logging intervals)."""
     return {
         "value_loss": v_loss.detach(),
@@ -112,7 +114,9 @@ class IQLAgent(nn.Module):
         # torch.compile fuses the many small elementwise kernels of the forward and backward
         # passes; the graph has static shapes and does not recompile (the learning rate is
         # set outside it).
-        self._joint_losses = torch.compile(self.joint_losses, fullgraph=True, dynamic=False) if compile else self.joint_losses
+        self._joint_losses = (
+            torch.compile(self.joint_losses, fullgraph=True, dynamic=False) if compile else self.joint_losses
+        )
 
     # ------------------------------------------------------------------ pieces
     def target_q_min(self, obs: Tensor, act: Tensor) -> Tensor:
@@ -164,7 +168,9 @@ class IQLAgent(nn.Module):
         metrics = _metrics(v_loss, q_loss, a_loss, value, q, weights)
         return v_loss + q_loss + a_loss, metrics, per_sample.detach()
 
-    def _sequential_update(self, obs: Tensor, act: Tensor, rew: Tensor, next_obs: Tensor, term: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+    def _sequential_update(
+        self, obs: Tensor, act: Tensor, rew: Tensor, next_obs: Tensor, term: Tensor
+    ) -> tuple[dict[str, Tensor], Tensor]:
         """The official JAX code's order: V first, then the actor and the critics with the new V."""
         cfg = self.config
         target_q = self.target_q_min(obs, act)

@@ -53,7 +53,9 @@ def synthetic_transitions(n: int, device: torch.device, seed: int = 0) -> Transi
     return t.to(device)
 
 
-def flops_per_update(obs: int = OBS, act: int = ACT, hidden: int = HIDDEN, batch: int = BATCH, critics: int = CRITICS) -> float:
+def flops_per_update(
+    obs: int = OBS, act: int = ACT, hidden: int = HIDDEN, batch: int = BATCH, critics: int = CRITICS
+) -> float:
     """Matmul FLOPs of one update: target critics and V(s') forward; V, every critic and the
     actor forward and backward (backward counted as twice the forward)."""
 
@@ -107,8 +109,13 @@ def make_steps(
 
     def plain_step() -> object:
         idx = torch.randint(0, len(data), (BATCH,), device=device, generator=gen_b)
-        batch = {"obs": data.obs[idx], "actions": data.actions[idx], "rewards": data.rewards[idx],
-                 "next_obs": data.next_obs[idx], "terminals": data.terminals[idx]}
+        batch = {
+            "obs": data.obs[idx],
+            "actions": data.actions[idx],
+            "rewards": data.rewards[idx],
+            "next_obs": data.next_obs[idx],
+            "terminals": data.terminals[idx],
+        }
         return plain.update(batch)
 
     return package_step, plain_step, agent
@@ -141,21 +148,33 @@ def phase_breakdown(agent: IQLAgent, data: Transitions, device: torch.device, n:
     def target() -> None:
         agent._maybe_update_target()
 
-    phases = {"sampling": lambda: data.sample(BATCH, gen), "critics (target min + fwd/bwd)": critics,
-              "value (V(s') + fwd/bwd)": value, "actor (fwd/bwd)": actor, "optimizers (3 Adam steps)": optimizers,
-              "target update (Polyak)": target}
+    phases = {
+        "sampling": lambda: data.sample(BATCH, gen),
+        "critics (target min + fwd/bwd)": critics,
+        "value (V(s') + fwd/bwd)": value,
+        "actor (fwd/bwd)": actor,
+        "optimizers (3 Adam steps)": optimizers,
+        "target update (Polyak)": target,
+    }
     critics(), value(), actor()  # create gradients so the optimizers have work
     return {name: 1000.0 / _rate(fn, n, device) for name, fn in phases.items()}
 
 
-def run(quick: bool = False, device: str = "cpu", rounds: int | None = None, steps_per_round: int | None = None,
-        compile: bool = True) -> dict[str, float]:
+def run(
+    quick: bool = False,
+    device: str = "cpu",
+    rounds: int | None = None,
+    steps_per_round: int | None = None,
+    compile: bool = True,
+) -> dict[str, float]:
     """Time the package's update (eager and compiled) and the plain one in interleaved rounds."""
     dev = torch.device(device)
     rounds = rounds or (4 if quick else 10)
     steps_per_round = steps_per_round or (30 if quick else 150)
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-          f"torch {torch.__version__}, device {dev}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, device {dev}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}"
+    )
     data = synthetic_transitions(200_000 if quick else 1_000_000, dev)
     package_step, plain_step, agent = make_steps(data, dev)
     steps = {"package (eager)": package_step, "plain": plain_step}
@@ -178,23 +197,31 @@ def run(quick: bool = False, device: str = "cpu", rounds: int | None = None, ste
     flops = flops_per_update()
     limit = gflops * 1e9 / flops
     for name, r in rates.items():
-        print(f"{name + ':':20s} {med[name]:8.1f} steps/s (median of {rounds} rounds of {steps_per_round}; "
-              f"min {min(r):.1f}, max {max(r):.1f})")
+        print(
+            f"{name + ':':20s} {med[name]:8.1f} steps/s (median of {rounds} rounds of {steps_per_round}; "
+            f"min {min(r):.1f}, max {max(r):.1f})"
+        )
     for name in med:
         if name.startswith("package"):
             print(f"  {name} / plain: {med[name] / med['plain']:.2f}")
     print(f"ratio package/plain: {med[best] / med['plain']:.2f}")
-    print(f"matmul rate: {gflops:.0f} GFLOP/s; one update is {flops / 1e6:.0f} MFLOP, so the arithmetic limit is "
-          f"{limit:.0f} steps/s; {best} at {100 * med[best] / limit:.0f}% of it, plain at {100 * med['plain'] / limit:.0f}%")
+    print(
+        f"matmul rate: {gflops:.0f} GFLOP/s; one update is {flops / 1e6:.0f} MFLOP, so the arithmetic limit is "
+        f"{limit:.0f} steps/s; {best} at {100 * med[best] / limit:.0f}% of it, plain at {100 * med['plain'] / limit:.0f}%"
+    )
     print("per-phase breakdown of the eager package update (ms per update, each phase timed alone):")
     phases = phase_breakdown(agent, data, dev, 20 if quick else 100)
     for name, ms in phases.items():
         print(f"  {name:34s} {ms:7.2f} ms")
-    print(f"  {'sum of phases':34s} {sum(phases.values()):7.2f} ms; whole eager step {1000 / med['package (eager)']:.2f} ms")
+    print(
+        f"  {'sum of phases':34s} {sum(phases.values()):7.2f} ms; whole eager step {1000 / med['package (eager)']:.2f} ms"
+    )
     fastest = steps[best]
     if quick:
         t10k = 10_000 / med[best]
-        print(f"time for 10,000 updates ({best}): {t10k:.0f} s (extrapolated from the measured rate; run without --quick to time it)")
+        print(
+            f"time for 10,000 updates ({best}): {t10k:.0f} s (extrapolated from the measured rate; run without --quick to time it)"
+        )
     else:
         t10k = 10_000 / _rate(fastest, 10_000, dev)
         print(f"time for 10,000 updates ({best}): {t10k:.0f} s (timed)")

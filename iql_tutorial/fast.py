@@ -71,7 +71,9 @@ class StepRunner:
         self.graph: torch.cuda.CUDAGraph | None = None
         if cuda_graph:
             if agent.device.type != "cuda":
-                raise ValueError("cuda_graph=True needs the agent on a CUDA device; use the eager or compiled path on the CPU.")
+                raise ValueError(
+                    "cuda_graph=True needs the agent on a CUDA device; use the eager or compiled path on the CPU."
+                )
             if agent.config.update_order != "joint":
                 raise ValueError("cuda_graph=True captures the joint update order; set update_order='joint'.")
             self._build_graph()

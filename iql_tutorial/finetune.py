@@ -68,8 +68,16 @@ class ReplayBuffer:
     def device(self) -> torch.device:
         return self.storage.device
 
-    def add(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, terminal: bool,
-            timeout: bool, episode_id: int) -> None:
+    def add(
+        self,
+        obs: np.ndarray,
+        action: np.ndarray,
+        reward: float,
+        next_obs: np.ndarray,
+        terminal: bool,
+        timeout: bool,
+        episode_id: int,
+    ) -> None:
         if self.size >= self.capacity:
             raise RuntimeError(f"Replay buffer full ({self.capacity} transitions); give a larger capacity.")
         i, s = self.size, self.storage
@@ -141,13 +149,20 @@ def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progres
     policy's sampled action and ``updates_per_step`` IQL updates on the mixed buffer."""
     offline_dir, out = Path(cfg.offline_run), Path(cfg.out)
     if not (offline_dir / "checkpoint.pt").exists():
-        raise FileNotFoundError(f"{offline_dir} holds no checkpoint.pt: train offline first (python -m iql_tutorial.train).")
+        raise FileNotFoundError(
+            f"{offline_dir} holds no checkpoint.pt: train offline first (python -m iql_tutorial.train)."
+        )
     offline_run = json.loads((offline_dir / "run.json").read_text())
-    identity = {"offline_run": str(offline_dir.resolve()), **{k: v for k, v in asdict(cfg).items() if k not in ("offline_run", "out", "resume", "device")}}
+    identity = {
+        "offline_run": str(offline_dir.resolve()),
+        **{k: v for k, v in asdict(cfg).items() if k not in ("offline_run", "out", "resume", "device")},
+    }
     ckpt = None
     if (out / "run.json").exists():
         if not cfg.resume:
-            raise FileExistsError(f"{out} already holds a fine-tuning run: pass --resume to continue it, or choose another --out.")
+            raise FileExistsError(
+                f"{out} already holds a fine-tuning run: pass --resume to continue it, or choose another --out."
+            )
         if json.loads((out / "run.json").read_text()) != identity:
             raise ValueError(f"Cannot resume {out}: its run.json differs from this configuration.")
         if (out / "checkpoint.pt").exists():
@@ -171,7 +186,10 @@ def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progres
     buffer = ReplayBuffer(dataset.transitions, len(dataset.transitions) + cfg.online_steps)
     sampler = torch.Generator(device=device).manual_seed(cfg.seed)
     act_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
-    train_log, eval_log = CsvLog(out / "train_log.csv", ["env_step", *TRAIN_COLUMNS]), CsvLog(out / "eval_log.csv", EVAL_COLUMNS)
+    train_log, eval_log = (
+        CsvLog(out / "train_log.csv", ["env_step", *TRAIN_COLUMNS]),
+        CsvLog(out / "eval_log.csv", EVAL_COLUMNS),
+    )
     env_step, episode = 0, 0
     if ckpt is not None:
         agent.load_full_state(ckpt["agent"])  # restores the online actor learning rate too
@@ -186,19 +204,29 @@ def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progres
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "run.json", json.dumps(identity, indent=2))
         if cfg.eval_episodes > 0:  # the offline policy's score, as step 0 of the online phase
-            eval_log.append({**evaluate(agent, dataset, cfg.eval_episodes, seed=cfg.seed * 100_003), "step": 0, "wall_s": 0.0})
+            eval_log.append(
+                {**evaluate(agent, dataset, cfg.eval_episodes, seed=cfg.seed * 100_003), "step": 0, "wall_s": 0.0}
+            )
 
     env = dataset.make_env()
     space = env.observation_space
     first_id = int(dataset.transitions.episode_ids.max()) + 1
-    bar = tqdm(total=cfg.online_steps, initial=env_step, desc=f"online {offline_run['dataset']}", disable=not progress, unit="env step")
+    bar = tqdm(
+        total=cfg.online_steps,
+        initial=env_step,
+        desc=f"online {offline_run['dataset']}",
+        disable=not progress,
+        unit="env step",
+    )
     t0 = time.perf_counter()
     checkpoint_due = False
     metrics: dict[str, Tensor] = {}
     obs = _flat(space, env.reset(seed=cfg.seed * 1_000_003 + episode)[0])
     while env_step < cfg.online_steps:
         with torch.no_grad():
-            a = agent.act(torch.as_tensor(obs, dtype=torch.float32, device=device)[None], epsilon=1.0, generator=act_gen)
+            a = agent.act(
+                torch.as_tensor(obs, dtype=torch.float32, device=device)[None], epsilon=1.0, generator=act_gen
+            )
         a = a[0].cpu().numpy()
         nxt, r, term, trunc, _ = env.step(dataset.action_scaler.to_env(a).astype(env.action_space.dtype))
         nxt = _flat(space, nxt)
@@ -210,8 +238,12 @@ def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progres
         obs = nxt
         if env_step % cfg.log_every == 0:
             row = {k: float(v) for k, v in metrics.items() if v.dim() == 0}
-            row.update(step=env_step, env_step=env_step, actor_lr=float(agent.actor_opt.param_groups[0]["lr"]),
-                       wall_s=time.perf_counter() - t0)
+            row.update(
+                step=env_step,
+                env_step=env_step,
+                actor_lr=float(agent.actor_opt.param_groups[0]["lr"]),
+                wall_s=time.perf_counter() - t0,
+            )
             train_log.append(row)
         if cfg.eval_episodes > 0 and (env_step % cfg.eval_every == 0 or env_step == cfg.online_steps):
             result = evaluate(agent, dataset, cfg.eval_episodes, seed=cfg.seed * 100_003 + env_step)
@@ -222,10 +254,19 @@ def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progres
         if term or trunc:
             episode += 1
             if checkpoint_due or env_step == cfg.online_steps:  # only at episode boundaries: exact resume
-                save_checkpoint(out / "checkpoint.pt", {
-                    "agent": agent.full_state(), "online": buffer.online_part(), "sampler": sampler.get_state(),
-                    "act_gen": act_gen.get_state(), "rng": rng_state(), "env_step": env_step, "episode": episode,
-                    "offline_updates": offline_updates})
+                save_checkpoint(
+                    out / "checkpoint.pt",
+                    {
+                        "agent": agent.full_state(),
+                        "online": buffer.online_part(),
+                        "sampler": sampler.get_state(),
+                        "act_gen": act_gen.get_state(),
+                        "rng": rng_state(),
+                        "env_step": env_step,
+                        "episode": episode,
+                        "offline_updates": offline_updates,
+                    },
+                )
                 checkpoint_due = False
             obs = _flat(space, env.reset(seed=cfg.seed * 1_000_003 + episode)[0])
     bar.close()

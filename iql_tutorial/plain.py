@@ -20,7 +20,9 @@ from torch import Tensor, nn
 
 
 def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_dim)
+    )
 
 
 class PlainIQL:
@@ -91,7 +93,11 @@ class PlainIQL:
                 for p, pt in zip(q.parameters(), qt.parameters()):
                     pt.mul_(1 - self.tau_target).add_(self.tau_target * p)
         self.step += 1
-        return {"value_loss": value_loss.detach(), "critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach()}
+        return {
+            "value_loss": value_loss.detach(),
+            "critic_loss": critic_loss.detach(),
+            "actor_loss": actor_loss.detach(),
+        }
 
     @torch.no_grad()
     def load_from_agent(self, agent: nn.Module) -> None:

@@ -46,8 +46,13 @@ RESULTS_DIR = Path(__file__).resolve().parents[1] / "data" / "results"
 
 def commit_id() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parent, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent,
+            timeout=10,
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -91,18 +96,34 @@ def run_sweep(
             for seed in seeds:
                 tag = f"{ds.replace('/', '_')}-{policy}-seed{seed}"
                 out = runs_dir / tag
-                cfg = TrainConfig(dataset=ds, steps=steps, device=str(dev), seed=seed, out=str(out),
-                                  resume=out.exists(), eval_every=eval_every, eval_episodes=eval_episodes,
-                                  log_every=max(eval_every // 5, 1), checkpoint_every=eval_every,
-                                  iql={"policy": policy, **(extra_iql or {})})
+                cfg = TrainConfig(
+                    dataset=ds,
+                    steps=steps,
+                    device=str(dev),
+                    seed=seed,
+                    out=str(out),
+                    resume=out.exists(),
+                    eval_every=eval_every,
+                    eval_episodes=eval_episodes,
+                    log_every=max(eval_every // 5, 1),
+                    checkpoint_every=eval_every,
+                    iql={"policy": policy, **(extra_iql or {})},
+                )
                 if not _finished(out, steps):
                     t0 = time.perf_counter()
                     result = train(cfg, progress=progress)
-                    cmd = (f"python -m iql_tutorial.train --dataset {ds} --steps {steps} --seed {seed} --policy {policy} "
-                           f"--eval-every {eval_every} --eval-episodes {eval_episodes} --out {shlex.quote(str(out))}")
-                    meta["runs"][tag] = {"command": cmd, "commit": commit_id(), "hardware": hardware(dev),
-                                         "wall_s_this_session": round(time.perf_counter() - t0, 1),
-                                         "wall_s_total": round(result.wall_s, 1), "steps": steps}
+                    cmd = (
+                        f"python -m iql_tutorial.train --dataset {ds} --steps {steps} --seed {seed} --policy {policy} "
+                        f"--eval-every {eval_every} --eval-episodes {eval_episodes} --out {shlex.quote(str(out))}"
+                    )
+                    meta["runs"][tag] = {
+                        "command": cmd,
+                        "commit": commit_id(),
+                        "hardware": hardware(dev),
+                        "wall_s_this_session": round(time.perf_counter() - t0, 1),
+                        "wall_s_total": round(result.wall_s, 1),
+                        "steps": steps,
+                    }
                     meta_path.write_text(json.dumps(meta, indent=2))
                 log = pd.read_csv(out / "eval_log.csv")
                 log.insert(0, "seed", seed)
@@ -138,19 +159,35 @@ def run_finetune_sweep(
         for seed in seeds:
             offline = runs_dir / f"{ds.replace('/', '_')}-awr-seed{seed}"
             if not _finished(offline, offline_steps):
-                raise FileNotFoundError(f"{offline} is not a finished {offline_steps}-step IQL run: run the offline sweep first.")
+                raise FileNotFoundError(
+                    f"{offline} is not a finished {offline_steps}-step IQL run: run the offline sweep first."
+                )
             out = offline.with_name(offline.name + "-online")
-            done = (out / "eval_log.csv").exists() and int(pd.read_csv(out / "eval_log.csv")["step"].max()) >= online_steps
+            done = (out / "eval_log.csv").exists() and int(
+                pd.read_csv(out / "eval_log.csv")["step"].max()
+            ) >= online_steps
             if not done:
                 t0 = time.perf_counter()
-                finetune(FinetuneConfig(offline_run=str(offline), online_steps=online_steps, out=str(out), seed=seed,
-                                        resume=out.exists(), eval_every=eval_every, eval_episodes=eval_episodes,
-                                        checkpoint_every=eval_every), progress=progress)
+                finetune(
+                    FinetuneConfig(
+                        offline_run=str(offline),
+                        online_steps=online_steps,
+                        out=str(out),
+                        seed=seed,
+                        resume=out.exists(),
+                        eval_every=eval_every,
+                        eval_episodes=eval_episodes,
+                        checkpoint_every=eval_every,
+                    ),
+                    progress=progress,
+                )
                 meta["runs"][out.name] = {
                     "command": f"python -m iql_tutorial.finetune --offline-run {offline} --online-steps {online_steps} "
-                               f"--seed {seed} --eval-every {eval_every} --eval-episodes {eval_episodes} --out {out}",
-                    "commit": commit_id(), "hardware": hardware(torch.device("cpu")),
-                    "wall_s_this_session": round(time.perf_counter() - t0, 1)}
+                    f"--seed {seed} --eval-every {eval_every} --eval-episodes {eval_episodes} --out {out}",
+                    "commit": commit_id(),
+                    "hardware": hardware(torch.device("cpu")),
+                    "wall_s_this_session": round(time.perf_counter() - t0, 1),
+                }
                 meta_path.write_text(json.dumps(meta, indent=2))
             log = pd.read_csv(out / "eval_log.csv")
             log.insert(0, "seed", seed)
@@ -179,15 +216,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--eval-episodes", type=int, default=10)
-    p.add_argument("--finetune-steps", type=int, default=0, help="then fine-tune each IQL run online for this many env steps")
+    p.add_argument(
+        "--finetune-steps", type=int, default=0, help="then fine-tune each IQL run online for this many env steps"
+    )
     a = p.parse_args(argv)
     steps = a.steps or (GPU_STEPS if resolve_device(a.device).type == "cuda" else CPU_STEPS)
     try:
-        frame = run_sweep(a.datasets, a.seeds, steps, tuple(a.policies), a.runs, a.results, a.name, a.device,
-                          a.eval_every, a.eval_episodes)
+        frame = run_sweep(
+            a.datasets,
+            a.seeds,
+            steps,
+            tuple(a.policies),
+            a.runs,
+            a.results,
+            a.name,
+            a.device,
+            a.eval_every,
+            a.eval_episodes,
+        )
         if a.finetune_steps > 0:
-            online = run_finetune_sweep(a.datasets, a.seeds, steps, a.finetune_steps, a.runs, a.results, a.name,
-                                        eval_episodes=a.eval_episodes)
+            online = run_finetune_sweep(
+                a.datasets, a.seeds, steps, a.finetune_steps, a.runs, a.results, a.name, eval_episodes=a.eval_episodes
+            )
             print(online.groupby(["dataset", "step"])["score_mean" if "score_mean" in online else "return_mean"].mean())
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)

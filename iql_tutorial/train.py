@@ -39,7 +39,17 @@ from iql_tutorial.evaluation import evaluate
 from iql_tutorial.fast import StepRunner
 from iql_tutorial.utils import atomic_write_text, resolve_device, rng_state, seed_everything, set_rng_state
 
-TRAIN_COLUMNS = ["step", "value_loss", "critic_loss", "actor_loss", "v_mean", "q_mean", "weight_mean", "actor_lr", "wall_s"]
+TRAIN_COLUMNS = [
+    "step",
+    "value_loss",
+    "critic_loss",
+    "actor_loss",
+    "v_mean",
+    "q_mean",
+    "weight_mean",
+    "actor_lr",
+    "wall_s",
+]
 EVAL_COLUMNS = ["step", "return_mean", "return_std", "score_mean", "score_std", "wall_s"]
 
 
@@ -179,7 +189,9 @@ def train(cfg: TrainConfig, dataset: OfflineDataset | None = None, progress: boo
     s = start
     while s < cfg.steps:
         # run up to the next log / evaluation / checkpoint in one call: no Python work per step
-        s_next = min(cfg.steps, *((s // every + 1) * every for every in (cfg.log_every, cfg.eval_every, cfg.checkpoint_every)))
+        s_next = min(
+            cfg.steps, *((s // every + 1) * every for every in (cfg.log_every, cfg.eval_every, cfg.checkpoint_every))
+        )
         metrics = runner.run(s_next - s)
         bar.update(s_next - s)
         s = s_next
@@ -187,14 +199,25 @@ def train(cfg: TrainConfig, dataset: OfflineDataset | None = None, progress: boo
             row = {k: float(v) for k, v in metrics.items() if v.dim() == 0}
             row.update(step=s, actor_lr=float(agent.actor_opt.param_groups[0]["lr"]), wall_s=time.perf_counter() - t0)
             train_log.append(row)
-            bar.set_postfix(v=f"{row['value_loss']:.3g}", q=f"{row['critic_loss']:.3g}", pi=f"{row['actor_loss']:.3g}", refresh=False)
+            bar.set_postfix(
+                v=f"{row['value_loss']:.3g}",
+                q=f"{row['critic_loss']:.3g}",
+                pi=f"{row['actor_loss']:.3g}",
+                refresh=False,
+            )
         if cfg.eval_episodes > 0 and (s % cfg.eval_every == 0 or s == cfg.steps):
             last_eval = evaluate(agent, dataset, cfg.eval_episodes, seed=cfg.seed * 100_003 + s)
             eval_log.append({**last_eval, "step": s, "wall_s": time.perf_counter() - t0})
             bar.set_postfix(score=f"{last_eval.get('score_mean', last_eval['return_mean']):.1f}", refresh=False)
         if s % cfg.checkpoint_every == 0 or s == cfg.steps:
-            state = {"agent": agent.full_state(), "sampler": sampler.get_state(), "rng": rng_state(), "step": s,
-                     "wall_s": time.perf_counter() - t0, "run": cfg.identity()}
+            state = {
+                "agent": agent.full_state(),
+                "sampler": sampler.get_state(),
+                "rng": rng_state(),
+                "step": s,
+                "wall_s": time.perf_counter() - t0,
+                "run": cfg.identity(),
+            }
             save_checkpoint(out / "checkpoint.pt", state)
     bar.close()
 
@@ -228,16 +251,34 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--cuda-graph", action="store_true", help="capture the whole update as a CUDA graph (GPU)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast inside the CUDA graph")
     a = p.parse_args(argv)
-    iql = {"policy": a.policy, "update_order": a.update_order, "num_critics": a.num_critics,
-           "batch_size": a.batch_size, "actor_dropout": a.actor_dropout}
+    iql = {
+        "policy": a.policy,
+        "update_order": a.update_order,
+        "num_critics": a.num_critics,
+        "batch_size": a.batch_size,
+        "actor_dropout": a.actor_dropout,
+    }
     if a.expectile is not None:
         iql["expectile"] = a.expectile
     if a.beta is not None:
         iql["beta"] = a.beta
-    return TrainConfig(dataset=a.dataset, steps=a.steps, device=a.device, seed=a.seed, out=a.out, resume=a.resume,
-                       reward_norm=a.reward_norm, eval_every=a.eval_every, eval_episodes=a.eval_episodes,
-                       log_every=a.log_every, checkpoint_every=a.checkpoint_every, iql=iql, compile=a.compile,
-                       cuda_graph=a.cuda_graph, bf16=a.bf16)
+    return TrainConfig(
+        dataset=a.dataset,
+        steps=a.steps,
+        device=a.device,
+        seed=a.seed,
+        out=a.out,
+        resume=a.resume,
+        reward_norm=a.reward_norm,
+        eval_every=a.eval_every,
+        eval_episodes=a.eval_episodes,
+        log_every=a.log_every,
+        checkpoint_every=a.checkpoint_every,
+        iql=iql,
+        compile=a.compile,
+        cuda_graph=a.cuda_graph,
+        bf16=a.bf16,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,10 +20,15 @@ OBS, ACT = 6, 2
 
 def data(n: int = 500) -> Transitions:
     g = torch.Generator().manual_seed(0)
-    return Transitions(obs=torch.randn(n, OBS, generator=g), actions=torch.rand(n, ACT, generator=g) * 2 - 1,
-                       rewards=torch.randn(n, generator=g), next_obs=torch.randn(n, OBS, generator=g),
-                       terminals=(torch.rand(n, generator=g) < 0.1).float(), timeouts=torch.zeros(n),
-                       episode_ids=torch.zeros(n, dtype=torch.int64))
+    return Transitions(
+        obs=torch.randn(n, OBS, generator=g),
+        actions=torch.rand(n, ACT, generator=g) * 2 - 1,
+        rewards=torch.randn(n, generator=g),
+        next_obs=torch.randn(n, OBS, generator=g),
+        terminals=(torch.rand(n, generator=g) < 0.1).float(),
+        timeouts=torch.zeros(n),
+        episode_ids=torch.zeros(n, dtype=torch.int64),
+    )
 
 
 def assert_same_params(a: IQLAgent, b: IQLAgent, tol: float) -> None:

@@ -17,14 +17,32 @@ def offline_run(tiny_minari_root, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("offline") / "run"
     with minari_path(tiny_minari_root):
-        train(TrainConfig(dataset=DATA_ID, steps=30, device="cpu", out=str(out), eval_episodes=0, log_every=10,
-                          iql={"hidden_dims": (16, 16), "batch_size": 16}), progress=False)
+        train(
+            TrainConfig(
+                dataset=DATA_ID,
+                steps=30,
+                device="cpu",
+                out=str(out),
+                eval_episodes=0,
+                log_every=10,
+                iql={"hidden_dims": (16, 16), "batch_size": 16},
+            ),
+            progress=False,
+        )
     return out
 
 
 def cfg(offline, out, **kw):
-    base = {"offline_run": str(offline), "online_steps": 90, "out": str(out), "device": "cpu", "eval_every": 45,
-            "eval_episodes": 1, "log_every": 15, "checkpoint_every": 20}
+    base = {
+        "offline_run": str(offline),
+        "online_steps": 90,
+        "out": str(out),
+        "device": "cpu",
+        "eval_every": 45,
+        "eval_episodes": 1,
+        "log_every": 15,
+        "checkpoint_every": 20,
+    }
     base.update(kw)
     return FinetuneConfig(**base)
 
@@ -49,8 +67,15 @@ def test_online_loop_collects_stores_and_trains_on_the_mixed_buffer(offline_run,
 def test_buffer_samples_only_what_is_stored():
     from iql_tutorial.data import Transitions
 
-    t = Transitions(obs=torch.zeros(5, 2), actions=torch.zeros(5, 1), rewards=torch.zeros(5), next_obs=torch.zeros(5, 2),
-                    terminals=torch.zeros(5), timeouts=torch.zeros(5), episode_ids=torch.zeros(5, dtype=torch.int64))
+    t = Transitions(
+        obs=torch.zeros(5, 2),
+        actions=torch.zeros(5, 1),
+        rewards=torch.zeros(5),
+        next_obs=torch.zeros(5, 2),
+        terminals=torch.zeros(5),
+        timeouts=torch.zeros(5),
+        episode_ids=torch.zeros(5, dtype=torch.int64),
+    )
     buf = ReplayBuffer(t, capacity=7)
     buf.add([1.0, 1.0], [0.5], 2.0, [1.0, 1.0], True, False, 1)
     g = torch.Generator().manual_seed(0)

@@ -9,8 +9,14 @@ from iql_tutorial.data import Transitions
 
 torch.set_num_threads(1)  # small networks: one thread is fastest and immune to busy neighbours
 
-FAST = {"hidden_dims": (64, 64), "actor_lr": 1e-3, "critic_lr": 1e-3, "value_lr": 1e-3, "tau_target": 0.05,
-        "cosine_actor_lr": False}
+FAST = {
+    "hidden_dims": (64, 64),
+    "actor_lr": 1e-3,
+    "critic_lr": 1e-3,
+    "value_lr": 1e-3,
+    "tau_target": 0.05,
+    "cosine_actor_lr": False,
+}
 
 
 def expectile(values: np.ndarray, tau: float) -> float:
@@ -27,8 +33,15 @@ def expectile(values: np.ndarray, tau: float) -> float:
 def table(obs, act, rew, nxt, term) -> Transitions:
     n = len(obs)
     f = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float32)  # noqa: E731
-    return Transitions(obs=f(obs), actions=f(act), rewards=f(rew), next_obs=f(nxt), terminals=f(term),
-                       timeouts=torch.zeros(n), episode_ids=torch.arange(n))
+    return Transitions(
+        obs=f(obs),
+        actions=f(act),
+        rewards=f(rew),
+        next_obs=f(nxt),
+        terminals=f(term),
+        timeouts=torch.zeros(n),
+        episode_ids=torch.arange(n),
+    )
 
 
 def train(t: Transitions, cfg: IQLConfig, steps: int, seed: int = 0) -> IQLAgent:

@@ -11,9 +11,19 @@ torch.set_num_threads(1)
 
 
 def test_sweep_gathers_curves_and_skips_finished_runs(tiny_minari, tmp_path):
-    kw = {"datasets": ["tests/pendulum/short-v0"], "seeds": [0, 1], "steps": 20, "runs_dir": tmp_path / "runs",
-          "results_dir": tmp_path / "results", "name": "t", "device": "cpu", "eval_every": 10, "eval_episodes": 1,
-          "extra_iql": {"hidden_dims": (8, 8), "batch_size": 8}, "progress": False}
+    kw = {
+        "datasets": ["tests/pendulum/short-v0"],
+        "seeds": [0, 1],
+        "steps": 20,
+        "runs_dir": tmp_path / "runs",
+        "results_dir": tmp_path / "results",
+        "name": "t",
+        "device": "cpu",
+        "eval_every": 10,
+        "eval_episodes": 1,
+        "extra_iql": {"hidden_dims": (8, 8), "batch_size": 8},
+        "progress": False,
+    }
     frame = run_sweep(**kw)
     assert set(frame["policy"]) == {"IQL", "BC"} and set(frame["seed"]) == {0, 1}
     assert len(frame) == 2 * 2 * 2  # two evaluations per run
@@ -32,8 +42,15 @@ def test_sweep_gathers_curves_and_skips_finished_runs(tiny_minari, tmp_path):
 def test_finetune_sweep_continues_the_offline_runs(tiny_minari, tmp_path):
     from iql_tutorial.results import run_finetune_sweep
 
-    kw = {"datasets": ["tests/pendulum/short-v0"], "seeds": [0], "runs_dir": tmp_path / "runs",
-          "results_dir": tmp_path / "results", "name": "f", "eval_episodes": 1, "progress": False}
+    kw = {
+        "datasets": ["tests/pendulum/short-v0"],
+        "seeds": [0],
+        "runs_dir": tmp_path / "runs",
+        "results_dir": tmp_path / "results",
+        "name": "f",
+        "eval_episodes": 1,
+        "progress": False,
+    }
     run_sweep(steps=20, policies=("awr",), device="cpu", eval_every=10, extra_iql={"hidden_dims": (8, 8)}, **kw)
     frame = run_finetune_sweep(offline_steps=20, online_steps=30, eval_every=15, **kw)
     assert list(frame["step"]) == [0, 15, 30]

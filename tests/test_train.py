@@ -25,8 +25,17 @@ def data_root(tiny_minari):
 
 
 def config(out, **kw):
-    base = {"dataset": DATA_ID, "steps": 60, "device": "cpu", "out": str(out), "log_every": 10, "eval_every": 30,
-            "eval_episodes": 2, "checkpoint_every": 20, "iql": dict(SMALL)}
+    base = {
+        "dataset": DATA_ID,
+        "steps": 60,
+        "device": "cpu",
+        "out": str(out),
+        "log_every": 10,
+        "eval_every": 30,
+        "eval_episodes": 2,
+        "checkpoint_every": 20,
+        "iql": dict(SMALL),
+    }
     base.update(kw)
     return TrainConfig(**base)
 
@@ -133,8 +142,9 @@ def test_checkpoint_from_another_environment_is_refused(data_root, tmp_path):
         train(config(out, steps=20, resume=True), progress=False)
 
 
-@pytest.mark.parametrize("args, match", [(["--beta", "0"], "beta"), (["--expectile", "1.5"], "expectile"),
-                                         (["--steps", "0"], "steps")])
+@pytest.mark.parametrize(
+    "args, match", [(["--beta", "0"], "beta"), (["--expectile", "1.5"], "expectile"), (["--steps", "0"], "steps")]
+)
 def test_cli_reports_bad_hyperparameters(data_root, tmp_path, capsys, args, match):
     assert main(["--dataset", DATA_ID, "--out", str(tmp_path / "r"), *args]) == 2
     assert match in capsys.readouterr().err
@@ -143,8 +153,27 @@ def test_cli_reports_bad_hyperparameters(data_root, tmp_path, capsys, args, matc
 
 def test_cli_end_to_end(data_root, tmp_path):
     out = tmp_path / "cli"
-    cmd = [sys.executable, "-m", "iql_tutorial.train", "--dataset", DATA_ID, "--steps", "20", "--device", "cpu",
-           "--out", str(out), "--eval-every", "20", "--eval-episodes", "1", "--log-every", "10", "--batch-size", "16"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "iql_tutorial.train",
+        "--dataset",
+        DATA_ID,
+        "--steps",
+        "20",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--eval-every",
+        "20",
+        "--eval-episodes",
+        "1",
+        "--log-every",
+        "10",
+        "--batch-size",
+        "16",
+    ]
     env = {**os.environ, "MINARI_DATASETS_PATH": str(data_root), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
