@@ -38,7 +38,14 @@ from iql_tutorial.data import OfflineDataset, Transitions, load_dataset
 from iql_tutorial.data.loader import _flatten_obs
 from iql_tutorial.evaluation import evaluate
 from iql_tutorial.train import EVAL_COLUMNS, TRAIN_COLUMNS
-from iql_tutorial.utils import atomic_write_text, resolve_device, rng_state, seed_everything, set_rng_state
+from iql_tutorial.utils import (
+    atomic_write_text,
+    progress_interval,
+    resolve_device,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 
 
 class ReplayBuffer:
@@ -217,6 +224,7 @@ def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progres
         desc=f"online {offline_run['dataset']}",
         disable=not progress,
         unit="env step",
+        mininterval=progress_interval(),
     )
     t0 = time.perf_counter()
     checkpoint_due = False

@@ -37,7 +37,14 @@ from iql_tutorial.config import IQLConfig
 from iql_tutorial.data import OfflineDataset, load_dataset
 from iql_tutorial.evaluation import evaluate
 from iql_tutorial.fast import StepRunner
-from iql_tutorial.utils import atomic_write_text, resolve_device, rng_state, seed_everything, set_rng_state
+from iql_tutorial.utils import (
+    atomic_write_text,
+    progress_interval,
+    resolve_device,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 
 TRAIN_COLUMNS = [
     "step",
@@ -185,7 +192,14 @@ def train(cfg: TrainConfig, dataset: OfflineDataset | None = None, progress: boo
 
     t0 = time.perf_counter() - wall_offset
     runner = StepRunner(agent, dataset.transitions, sampler, cuda_graph=cfg.cuda_graph, bf16=cfg.bf16)
-    bar = tqdm(total=cfg.steps, initial=start, desc=f"{iql.policy} {cfg.dataset}", disable=not progress, unit="step")
+    bar = tqdm(
+        total=cfg.steps,
+        initial=start,
+        desc=f"{iql.policy} {cfg.dataset}",
+        disable=not progress,
+        unit="step",
+        mininterval=progress_interval(),
+    )
     s = start
     while s < cfg.steps:
         # run up to the next log / evaluation / checkpoint in one call: no Python work per step

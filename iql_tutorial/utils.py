@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,12 @@ def quick_mode() -> bool:
 def budget(full: int, quick: int) -> int:
     """``full`` normally, ``quick`` in quick mode."""
     return quick if quick_mode() else full
+
+
+def progress_interval() -> float:
+    """Seconds between progress-bar refreshes: twice a second in a terminal, every 5 s when the
+    output is captured (a notebook rendered into the book keeps every refresh as a line)."""
+    return 0.5 if sys.stderr.isatty() else 5.0
 
 
 def resolve_device(device: str = "auto") -> torch.device:
