@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
 from iql_tutorial.utils import atomic_write_bytes, atomic_write_text
@@ -46,6 +47,10 @@ class CsvLog:
             if new:
                 w.writeheader()
             w.writerow(row)
+
+    def frame(self) -> pd.DataFrame:
+        """The log as a DataFrame (empty, with the columns, if nothing was written yet)."""
+        return pd.read_csv(self.path) if self.path.exists() else pd.DataFrame(columns=self.columns)
 
     def read(self) -> list[dict[str, str]]:
         if not self.path.exists():

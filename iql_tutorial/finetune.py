@@ -280,10 +280,7 @@ def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progres
     bar.close()
     env.close()
 
-    def frame(log: CsvLog) -> pd.DataFrame:
-        return pd.read_csv(log.path) if log.path.exists() else pd.DataFrame(columns=log.columns)
-
-    return FinetuneResult(out, agent, dataset, buffer, frame(train_log), frame(eval_log))
+    return FinetuneResult(out, agent, dataset, buffer, train_log.frame(), eval_log.frame())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -235,10 +235,7 @@ def train(cfg: TrainConfig, dataset: OfflineDataset | None = None, progress: boo
             save_checkpoint(out / "checkpoint.pt", state)
     bar.close()
 
-    def frame(log: CsvLog) -> pd.DataFrame:
-        return pd.read_csv(log.path) if log.path.exists() else pd.DataFrame(columns=log.columns)
-
-    return TrainResult(out, agent, dataset, frame(train_log), frame(eval_log), time.perf_counter() - t0)
+    return TrainResult(out, agent, dataset, train_log.frame(), eval_log.frame(), time.perf_counter() - t0)
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
