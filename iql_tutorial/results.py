@@ -16,15 +16,16 @@ about 2 hours for the default sweep); pass ``--steps`` to choose. Evaluation fol
 
 The committed results under ``data/results`` were made with (1 torch thread per process)::
 
-    python -m iql_tutorial.results --name small-cpu --steps 10000 --eval-every 1000 --finetune-steps 3000 \
+    python -m iql_tutorial.results --name small-cpu --steps 10000 --eval-every 1000 \
         --datasets iqlbook/pendulum/medium-replay-v0 iqlbook/pointmaze/umaze-v0 iqlbook/pendulum/medium-v0
     python -m iql_tutorial.results --name mujoco-cpu --steps 10000 --eval-every 2000 \
         --datasets iqlbook/halfcheetah/medium-replay-v0 iqlbook/halfcheetah/medium-v0
     python -m iql_tutorial.results --name mujoco-hopper-cpu --steps 10000 --eval-every 2000 \
         --datasets iqlbook/hopper/medium-replay-v0 iqlbook/hopper/medium-v0
 
-(the fine-tuning of HalfCheetah medium-replay ran ``run_finetune_sweep`` with 3,000 online steps;
-the small-cpu fine-tuning did not include Pendulum medium).
+and the fine-tuning curves with ``run_finetune_sweep(DATASETS, [0, 1, 2], 10000, 3000, name=NAME,
+eval_every=1000)`` for Pendulum medium-replay and the U-maze (``small-cpu``) and for HalfCheetah
+medium-replay (``mujoco-cpu``).
 """
 
 from __future__ import annotations
