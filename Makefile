@@ -10,6 +10,9 @@ export PYTHONHASHSEED := 0
 # OpenMP threads that sleep instead of spinning while they wait: with the default (spinning),
 # one update of the 2-thread CPU build ran 30x slower whenever another process used a core.
 export OMP_WAIT_POLICY ?= PASSIVE
+# tqdm.auto falls back to a text bar in notebooks without ipywidgets; its warning about that is
+# noise in the rendered book.
+export PYTHONWARNINGS ?= ignore:IProgress not found
 
 .PHONY: setup book test unit notebooks book-check train results bench lint data clean
 
