@@ -110,7 +110,6 @@ class IQLAgent(nn.Module):
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.target_critic.parameters())
         self.num_updates = 0
-        self.compiled = compile
         # torch.compile fuses the many small elementwise kernels of the forward and backward
         # passes; the graph has static shapes and does not recompile (the learning rate is
         # set outside it).
