@@ -35,6 +35,7 @@ import torch
 from iql_tutorial import IQLAgent, IQLConfig
 from iql_tutorial.data import Transitions
 from iql_tutorial.plain import PlainIQL
+from iql_tutorial.whole_step import WholeStep, default_inductor_options
 
 OBS, ACT, HIDDEN, BATCH, CRITICS = 17, 6, 256, 256, 2
 
@@ -93,18 +94,25 @@ def _rate(step: Callable[[], object], n: int, device: torch.device) -> float:
 
 
 def make_steps(
-    data: Transitions, device: torch.device, compile: bool = False
+    data: Transitions, device: torch.device, mode: str = "eager"
 ) -> tuple[Callable[[], object], Callable[[], object], IQLAgent]:
-    """The package's update (eager, or with ``torch.compile``) and the plain one, from the same
-    initial weights, each drawing its batches on the device."""
+    """The package's update and the plain one, from the same initial weights, each drawing its
+    batches on the device. ``mode``: ``"eager"`` (``IQLAgent.update``), ``"losses"`` (the losses'
+    forward and backward compiled, ``IQLAgent(compile=True)``) or ``"whole"`` (the whole update
+    compiled as one function, ``WholeStep``: what ``train --compile`` uses)."""
+    if mode not in ("eager", "losses", "whole"):
+        raise ValueError(f"mode must be 'eager', 'losses' or 'whole', got {mode!r}")
     torch.manual_seed(0)
-    agent = IQLAgent(OBS, ACT, IQLConfig(), device, compile=compile)
+    agent = IQLAgent(OBS, ACT, IQLConfig(), device, compile=mode == "losses")
     plain = PlainIQL(OBS, ACT, HIDDEN, CRITICS, device=device)
     plain.load_from_agent(agent)
     gen_a = torch.Generator(device=device).manual_seed(1)
     gen_b = torch.Generator(device=device).manual_seed(1)
+    whole = WholeStep(agent) if mode == "whole" else None
 
     def package_step() -> object:
+        if whole is not None:
+            return whole.step(data.sample(BATCH, gen_a))
         return agent.update(data.sample(BATCH, gen_a))
 
     def plain_step() -> object:
@@ -179,11 +187,14 @@ def run(
     package_step, plain_step, agent = make_steps(data, dev)
     steps = {"package (eager)": package_step, "plain": plain_step}
     if compile:
-        t0 = time.perf_counter()
-        compiled_step, _, _ = make_steps(data, dev, compile=True)
-        compiled_step()
-        print(f"torch.compile of the package's losses: {time.perf_counter() - t0:.0f} s (once per process)")
-        steps["package (compiled)"] = compiled_step
+        # the compiled-losses variant only in the full run: --quick stays under a minute
+        for mode, name in [("whole", "package (whole step)")] + ([] if quick else [("losses", "package (losses)")]):
+            t0 = time.perf_counter()
+            fn, _, _ = make_steps(data, dev, mode)
+            fn()
+            print(f"torch.compile, {name}: {time.perf_counter() - t0:.0f} s (once per process; cached on disk after)")
+            steps[name] = fn
+        print(f"Inductor options of the whole step: {default_inductor_options(dev)}")
     for _ in range(5):  # warm-up: allocator, kernels
         for fn in steps.values():
             fn()

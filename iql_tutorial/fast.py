@@ -14,7 +14,8 @@ one CUDA graph turns it into a single launch. What that needs, and how it is don
 - no host syncs: metrics are static output tensors, read only at logging intervals.
 
 ``StepRunner`` gives one interface to all paths: eager or compiled (``IQLAgent(compile=True)``)
-updates in a loop, or graph replays (``cuda_graph=True``). ``run(n)`` does ``n`` updates in one
+updates in a loop, the whole update compiled as one function (``whole_step=True``, see
+``iql_tutorial.whole_step``; the fastest CPU path), or graph replays (``cuda_graph=True``). ``run(n)`` does ``n`` updates in one
 Python call. The graph path uses the ``"joint"`` update order.
 """
 
@@ -28,6 +29,7 @@ from torch import Tensor
 
 from iql_tutorial.agent import ACTION_CLIP, IQLAgent
 from iql_tutorial.data.transitions import Transitions
+from iql_tutorial.whole_step import WholeStep
 
 
 def _device_adam(opt: torch.optim.Adam, lr: float | Tensor, capturable: bool) -> torch.optim.Adam:
@@ -56,6 +58,8 @@ class StepRunner:
         cuda_graph: capture the whole update as a CUDA graph (CUDA only).
         bf16: run the forward and backward passes under bfloat16 autocast (graph path only);
             the losses change by the rounding of bfloat16, measured in the book.
+        whole_step: run every update as one compiled function (``WholeStep``): forward,
+            backward, the three Adam steps and Polyak in one graph (joint update order).
     """
 
     def __init__(
@@ -65,10 +69,16 @@ class StepRunner:
         generator: torch.Generator | None = None,
         cuda_graph: bool = False,
         bf16: bool = False,
+        whole_step: bool = False,
     ) -> None:
         self.agent, self.data, self.generator = agent, data, generator
         self.cuda_graph, self.bf16 = cuda_graph, bf16
         self.graph: torch.cuda.CUDAGraph | None = None
+        self.whole: WholeStep | None = None
+        if whole_step and cuda_graph:
+            raise ValueError("Choose one of whole_step=True (compiled step) and cuda_graph=True (captured step).")
+        if whole_step:
+            self.whole = WholeStep(agent)
         if cuda_graph:
             if agent.device.type != "cuda":
                 raise ValueError(
@@ -82,6 +92,9 @@ class StepRunner:
 
     def run(self, num_steps: int) -> dict[str, Tensor]:
         """``num_steps`` updates; the metrics of the last one (tensors, not synced)."""
+        if self.whole is not None:
+            bs = self.agent.config.batch_size
+            return self.whole.run(self.data.sample(bs, self.generator) for _ in range(num_steps))
         if self.graph is None:
             return self.agent.train_steps(self.data, num_steps, self.generator)
         for _ in range(num_steps):

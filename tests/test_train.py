@@ -88,6 +88,30 @@ def test_killed_and_resumed_run_is_bit_identical(data_root, tmp_path, monkeypatc
     pd.testing.assert_frame_equal(full.eval_log[["step", "return_mean"]], resumed.eval_log[["step", "return_mean"]])
 
 
+def test_compiled_run_killed_and_resumed_is_bit_identical(data_root, tmp_path, monkeypatch):
+    """``--compile`` (the whole update as one compiled function, actor dropout included): a
+    killed run resumes to exactly the parameters and logs of an uninterrupted one."""
+    from iql_tutorial.whole_step import WholeStep
+
+    full = train(config(tmp_path / "full", compile=True), progress=False)
+    original = WholeStep.run
+
+    def dying_run(self, batches):
+        if self.agent.num_updates == 40:  # after the checkpoint at step 40 and the log row at 40
+            raise Killed()
+        return original(self, batches)
+
+    monkeypatch.setattr(WholeStep, "run", dying_run)
+    with pytest.raises(Killed):
+        train(config(tmp_path / "killed", compile=True), progress=False)
+    monkeypatch.setattr(WholeStep, "run", original)
+    resumed = train(config(tmp_path / "killed", compile=True, resume=True), progress=False)
+    for (name, a), b in zip(full.agent.state_dict().items(), resumed.agent.state_dict().values()):
+        assert torch.equal(a, b), name
+    cols = ["step", "value_loss", "critic_loss", "actor_loss", "actor_lr"]
+    pd.testing.assert_frame_equal(full.train_log[cols], resumed.train_log[cols])
+
+
 def test_resume_after_a_half_written_log_line(data_root, tmp_path):
     out = tmp_path / "run"
     train(config(out, steps=40), progress=False)
