@@ -93,8 +93,7 @@ class StepRunner:
     def run(self, num_steps: int) -> dict[str, Tensor]:
         """``num_steps`` updates; the metrics of the last one (tensors, not synced)."""
         if self.whole is not None:
-            bs = self.agent.config.batch_size
-            return self.whole.run(self.data.sample(bs, self.generator) for _ in range(num_steps))
+            return self.whole.run_sampled(self.data, num_steps, self.generator)
         if self.graph is None:
             return self.agent.train_steps(self.data, num_steps, self.generator)
         for _ in range(num_steps):

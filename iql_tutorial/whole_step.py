@@ -166,6 +166,7 @@ class WholeStep:
         exp_avg_sqs: list[list[Tensor]],
         steps: list[list[Tensor]],
         step: Tensor,
+        idx: Tensor | None,
         obs: Tensor,
         act: Tensor,
         rew: Tensor,
@@ -173,6 +174,8 @@ class WholeStep:
         term: Tensor,
     ) -> dict[str, Tensor]:
         cfg = self.agent.config
+        if idx is not None:  # the batch is gathered inside the graph, straight into the first kernels
+            obs, act, rew, next_obs, term = obs[idx], act[idx], rew[idx], next_obs[idx], term[idx]
         if cfg.clip_actions:
             act = act.clamp(-ACTION_CLIP, ACTION_CLIP)
         agent = self.agent
@@ -222,16 +225,29 @@ class WholeStep:
 
     def run(self, batches: Any) -> dict[str, Tensor]:
         """One update per batch of the iterable; the metrics of the last (tensors, not synced)."""
+        return self._run(((None, b["obs"], b["actions"], b["rewards"], b["next_obs"], b["terminals"]) for b in batches))
+
+    def run_sampled(self, data: Any, num_steps: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """``num_steps`` updates on uniform batches of ``data`` (a ``Transitions`` on the agent's
+        device): the indices are drawn with ``torch.randint`` (the same draws as
+        ``data.sample``), the rows gathered inside the compiled graph."""
+        bs, n = self.agent.config.batch_size, len(data)
+        tables = (data.obs, data.actions, data.rewards, data.next_obs, data.terminals)
+
+        def calls() -> Any:
+            for _ in range(num_steps):
+                yield (torch.randint(0, n, (bs,), device=data.device, generator=generator), *tables)
+
+        return self._run(calls())
+
+    def _run(self, calls: Any) -> dict[str, Tensor]:
         agent = self.agent
         if self._step_host != agent.num_updates:  # a fresh runner, or a checkpoint was loaded
             self._step.fill_(float(agent.num_updates))
         m, v, t = self._states()
         out: dict[str, Tensor] = {}
-        for b in batches:
-            out = self._fn(
-                m, v, t, self._step,
-                b["obs"], b["actions"], b["rewards"], b["next_obs"], b["terminals"],
-            )  # fmt: skip
+        for args in calls:
+            out = self._fn(m, v, t, self._step, *args)
             agent.num_updates += 1
         self._step_host = agent.num_updates
         if agent.config.cosine_actor_lr and agent.num_updates > 0:  # what the last update used, for logs
