@@ -225,7 +225,7 @@ class WholeStep:
 
     def run(self, batches: Any) -> dict[str, Tensor]:
         """One update per batch of the iterable; the metrics of the last (tensors, not synced)."""
-        return self._run(((None, b["obs"], b["actions"], b["rewards"], b["next_obs"], b["terminals"]) for b in batches))
+        return self._run((None, b["obs"], b["actions"], b["rewards"], b["next_obs"], b["terminals"]) for b in batches)
 
     def run_sampled(self, data: Any, num_steps: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """``num_steps`` updates on uniform batches of ``data`` (a ``Transitions`` on the agent's
