@@ -154,6 +154,7 @@ class WholeStep:
             opts = default_inductor_options(agent.device) if options is None else options
             fn = torch.compile(fn, fullgraph=True, dynamic=False, options=opts or None)
         self._fn = fn
+        self._compiled_once = False
 
     # ------------------------------------------------------------------ the pure step
     def _loss(self, trainable: dict[str, Tensor], *batch: Tensor) -> tuple[Tensor, tuple[Any, Tensor]]:
@@ -207,6 +208,21 @@ class WholeStep:
         return out
 
     # ------------------------------------------------------------------ calling it
+    def _call(self, *args: Any) -> dict[str, Tensor]:
+        if self._compiled_once or self._fn is self._step_fn:
+            return self._fn(*args[:3], self._step, *args[3:])
+        try:  # the first call compiles: say plainly what to do if the toolchain is missing
+            out = self._fn(*args[:3], self._step, *args[3:])
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [""])[0][:300]
+            raise RuntimeError(
+                f"Compiling the whole IQL step failed ({type(e).__name__}: {first}). On a CPU, torch.compile "
+                "needs a working C++ compiler (g++ or clang; e.g. `apt-get install g++`). Train without "
+                "--compile (or WholeStep(agent, compile=False)) to use the eager update instead."
+            ) from e
+        self._compiled_once = True
+        return out
+
     def _states(self) -> tuple[list[list[Tensor]], ...]:
         """The Adam states, read from the agent's optimizers on every call: ``load_full_state``
         replaces the optimizers' state tensors, and the step must update the current ones."""
@@ -247,7 +263,7 @@ class WholeStep:
         m, v, t = self._states()
         out: dict[str, Tensor] = {}
         for args in calls:
-            out = self._fn(m, v, t, self._step, *args)
+            out = self._call(m, v, t, *args)
             agent.num_updates += 1
         self._step_host = agent.num_updates
         if agent.config.cosine_actor_lr and agent.num_updates > 0:  # what the last update used, for logs

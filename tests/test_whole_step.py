@@ -140,3 +140,18 @@ def test_whole_step_refuses_what_it_does_not_implement():
         WholeStep(agent, compile=False)
     with pytest.raises(ValueError, match="one of"):
         StepRunner(IQLAgent(OBS, ACT, IQLConfig(hidden_dims=(8, 8))), t, whole_step=True, cuda_graph=True)
+
+
+def test_a_failed_compilation_says_what_to_do(monkeypatch):
+    """Without a C++ compiler Inductor fails on a CPU; the error must say so and name the way out."""
+    t = data()
+    agent = IQLAgent(OBS, ACT, IQLConfig(hidden_dims=(8, 8), batch_size=16))
+    whole = WholeStep(agent)
+
+    def broken(*args):
+        raise OSError("cannot find 'g++'")
+
+    monkeypatch.setattr(whole, "_fn", broken)
+    with pytest.raises(RuntimeError, match="C\\+\\+ compiler.*without\\s+--compile"):
+        whole.run_sampled(t, 1)
+    assert agent.num_updates == 0
