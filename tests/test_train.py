@@ -94,17 +94,17 @@ def test_compiled_run_killed_and_resumed_is_bit_identical(data_root, tmp_path, m
     from iql_tutorial.whole_step import WholeStep
 
     full = train(config(tmp_path / "full", compile=True), progress=False)
-    original = WholeStep.run
+    original = WholeStep.run_sampled
 
-    def dying_run(self, batches):
+    def dying_run(self, data, num_steps, generator=None):
         if self.agent.num_updates == 40:  # after the checkpoint at step 40 and the log row at 40
             raise Killed()
-        return original(self, batches)
+        return original(self, data, num_steps, generator)
 
-    monkeypatch.setattr(WholeStep, "run", dying_run)
+    monkeypatch.setattr(WholeStep, "run_sampled", dying_run)
     with pytest.raises(Killed):
         train(config(tmp_path / "killed", compile=True), progress=False)
-    monkeypatch.setattr(WholeStep, "run", original)
+    monkeypatch.setattr(WholeStep, "run_sampled", original)
     resumed = train(config(tmp_path / "killed", compile=True, resume=True), progress=False)
     for (name, a), b in zip(full.agent.state_dict().items(), resumed.agent.state_dict().values()):
         assert torch.equal(a, b), name

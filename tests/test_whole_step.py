@@ -155,3 +155,27 @@ def test_a_failed_compilation_says_what_to_do(monkeypatch):
     with pytest.raises(RuntimeError, match="C\\+\\+ compiler.*without\\s+--compile"):
         whole.run_sampled(t, 1)
     assert agent.num_updates == 0
+
+
+def test_compiled_steps_of_several_agents_update_their_own_agent():
+    """One process, several learners (a notebook, a sweep): Dynamo reuses the compiled graph
+    across WholeStep instances, so each must still read and write *its own* agent's tensors,
+    and a different hyperparameter must give that agent's update, not the first one's."""
+    t = data()
+    runs = []
+    for expectile in (0.7, 0.7, 0.9):
+        torch.manual_seed(0)
+        agent = IQLAgent(OBS, ACT, IQLConfig(hidden_dims=(16, 16), batch_size=32, expectile=expectile))
+        ref = copy.deepcopy(agent)
+        runs.append((agent, ref, WholeStep(agent)))
+    untouched = copy.deepcopy(runs[0][0].state_dict())
+    for agent, ref, whole in runs[1:]:
+        whole.run(batches(t, 4))
+        for batch in batches(t, 4):
+            ref.update(batch)
+        assert_same_state(agent, ref, 1e-4)
+    for k, v in runs[0][0].state_dict().items():
+        if v is not None:
+            assert torch.equal(v, untouched[k]), k
+    # the two expectiles gave different value networks from the same start and batches
+    assert not torch.allclose(runs[1][0].value.net[-1].weight, runs[2][0].value.net[-1].weight)
