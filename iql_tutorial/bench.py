@@ -63,14 +63,22 @@ from iql_tutorial.whole_step import WholeStep, default_inductor_options
 OBS, ACT, HIDDEN, BATCH, CRITICS = 17, 6, 256, 256, 2
 
 
-def synthetic_transitions(n: int, device: torch.device, seed: int = 0) -> Transitions:
+def synthetic_transitions(
+    n: int,
+    device: torch.device | str,
+    seed: int = 0,
+    obs_dim: int = OBS,
+    act_dim: int = ACT,
+    terminal_rate: float = 0.01,
+) -> Transitions:
+    """A random table of ``n`` transitions (HalfCheetah's shapes by default), for timing and tests."""
     g = torch.Generator().manual_seed(seed)
     t = Transitions(
-        obs=torch.randn(n, OBS, generator=g),
-        actions=torch.rand(n, ACT, generator=g) * 2 - 1,
+        obs=torch.randn(n, obs_dim, generator=g),
+        actions=torch.rand(n, act_dim, generator=g) * 2 - 1,
         rewards=torch.randn(n, generator=g),
-        next_obs=torch.randn(n, OBS, generator=g),
-        terminals=(torch.rand(n, generator=g) < 0.01).float(),
+        next_obs=torch.randn(n, obs_dim, generator=g),
+        terminals=(torch.rand(n, generator=g) < terminal_rate).float(),
         timeouts=torch.zeros(n),
         episode_ids=torch.zeros(n, dtype=torch.int64),
     )

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from iql_tutorial import IQLAgent, IQLConfig
+from iql_tutorial.bench import synthetic_transitions
 from iql_tutorial.data import Transitions
 from iql_tutorial.fast import StepRunner
 from iql_tutorial.whole_step import WholeStep, adam_update_
@@ -20,16 +21,7 @@ OBS, ACT = 6, 2
 
 
 def data(n: int = 500) -> Transitions:
-    g = torch.Generator().manual_seed(0)
-    return Transitions(
-        obs=torch.randn(n, OBS, generator=g),
-        actions=torch.rand(n, ACT, generator=g) * 2 - 1,
-        rewards=torch.randn(n, generator=g),
-        next_obs=torch.randn(n, OBS, generator=g),
-        terminals=(torch.rand(n, generator=g) < 0.1).float(),
-        timeouts=torch.zeros(n),
-        episode_ids=torch.zeros(n, dtype=torch.int64),
-    )
+    return synthetic_transitions(n, "cpu", obs_dim=OBS, act_dim=ACT, terminal_rate=0.1)
 
 
 def batches(t: Transitions, n: int, seed: int = 1, size: int = 32) -> list[dict[str, torch.Tensor]]:
