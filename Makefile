@@ -43,7 +43,7 @@ notebooks: setup
 train: setup
 	$(PY) -m iql_tutorial.train --dataset $(or $(DATASET),iqlbook/pendulum/medium-replay-v0) --device auto \
 		--steps $(or $(STEPS),$(shell $(PY) -c "import torch; print(1000000 if torch.cuda.is_available() else 100000)")) \
-		$(TRAIN_ARGS)
+		$(shell $(PY) -c "import torch; print('' if torch.cuda.is_available() else '--compile')") $(TRAIN_ARGS)
 
 results: setup
 	$(PY) -m iql_tutorial.results

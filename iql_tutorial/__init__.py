@@ -7,6 +7,8 @@ arXiv:2110.06169. One concept per module:
 - ``networks``: value, critic ensemble (one batched matmul), Gaussian policy
 - ``losses``: expectile loss, TD target, sign-aware replica min, AWR weights, Polyak
 - ``agent``: the IQL update (Algorithm 1)
+- ``whole_step``: the whole update compiled as one function (the fastest CPU path)
+- ``fast``: several updates per call, and the CUDA-graph replay for GPUs
 - ``data``: Minari datasets made here, loaded onto the device
 - ``evaluation``: rollouts in vectorized environments and normalized scores
 - ``train``: the training loop, checkpoints and the CLI
