@@ -184,7 +184,7 @@ class WholeStep:
         trainable = {n: p.detach() for names, ps in zip(self._names, params) for n, p in zip(names, ps)}
         grads, (metrics, per_sample) = grad(self._loss, has_aux=True)(trainable, obs, act, rew, next_obs, term)
         with torch.no_grad():
-            if cfg.cosine_actor_lr:  # Eq. of the paper's schedule, on the device: no recompile per step
+            if cfg.cosine_actor_lr:  # the paper's cosine schedule, on the device: no recompile per step
                 t = torch.clamp(step, max=cfg.total_steps) / cfg.total_steps
                 actor_lr: float | Tensor = cfg.actor_lr * 0.5 * (1.0 + torch.cos(math.pi * t))
             else:
