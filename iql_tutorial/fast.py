@@ -15,8 +15,8 @@ one CUDA graph turns it into a single launch. What that needs, and how it is don
 
 ``StepRunner`` gives one interface to all paths: eager or compiled (``IQLAgent(compile=True)``)
 updates in a loop, the whole update compiled as one function (``whole_step=True``, see
-``iql_tutorial.whole_step``; the fastest CPU path), or graph replays (``cuda_graph=True``). ``run(n)`` does ``n`` updates in one
-Python call. The graph path uses the ``"joint"`` update order.
+``iql_tutorial.whole_step``; the fastest CPU path), or graph replays (``cuda_graph=True``).
+``run(n)`` does ``n`` updates in one Python call. The graph path uses the ``"joint"`` update order.
 """
 
 from __future__ import annotations
