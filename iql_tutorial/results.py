@@ -96,6 +96,7 @@ def run_sweep(
     eval_episodes: int = 10,
     extra_iql: dict[str, Any] | None = None,
     progress: bool = True,
+    compile: bool = False,
 ) -> pd.DataFrame:
     """Train every (dataset, policy, seed) and gather the evaluation curves; see module docstring."""
     dev = resolve_device(device)
@@ -122,6 +123,7 @@ def run_sweep(
                     log_every=max(eval_every // 5, 1),
                     checkpoint_every=eval_every,
                     iql={"policy": policy, **(extra_iql or {})},
+                    compile=compile,
                 )
                 if not _finished(out, steps):
                     t0 = time.perf_counter()
@@ -129,6 +131,7 @@ def run_sweep(
                     cmd = (
                         f"python -m iql_tutorial.train --dataset {ds} --steps {steps} --seed {seed} --policy {policy} "
                         f"--eval-every {eval_every} --eval-episodes {eval_episodes} --out {shlex.quote(str(out))}"
+                        + (" --compile" if compile else "")
                     )
                     meta["runs"][tag] = {
                         "command": cmd,
@@ -231,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--eval-episodes", type=int, default=10)
     p.add_argument(
+        "--compile", action="store_true", help="the whole update compiled (train --compile): faster on a CPU"
+    )
+    p.add_argument(
         "--finetune-steps", type=int, default=0, help="then fine-tune each IQL run online for this many env steps"
     )
     a = p.parse_args(argv)
@@ -247,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             a.device,
             a.eval_every,
             a.eval_episodes,
+            compile=a.compile,
         )
         if a.finetune_steps > 0:
             online = run_finetune_sweep(

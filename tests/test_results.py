@@ -39,6 +39,17 @@ def test_sweep_gathers_curves_and_skips_finished_runs(tiny_minari, tmp_path):
     assert list(table["count"]) == [2, 2]
 
 
+def test_compiled_sweep_records_its_command(tiny_minari, tmp_path):
+    frame = run_sweep(
+        ["tests/pendulum/short-v0"], [0], 20, ("awr",), tmp_path / "runs", tmp_path / "results", "c", "cpu",
+        eval_every=10, eval_episodes=1, extra_iql={"hidden_dims": (8, 8), "batch_size": 8}, progress=False,
+        compile=True,
+    )  # fmt: skip
+    assert list(frame["step"]) == [10, 20]
+    run = next(iter(json.loads((tmp_path / "results" / "c.json").read_text())["runs"].values()))
+    assert run["command"].endswith(" --compile")
+
+
 def test_finetune_sweep_continues_the_offline_runs(tiny_minari, tmp_path):
     from iql_tutorial.results import run_finetune_sweep
 
