@@ -67,6 +67,12 @@ def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
     return base_lr * 0.5 * (1.0 + math.cos(math.pi * t / total_steps))
 
 
+def cosine_lr_tensor(base_lr: float, step: Tensor, total_steps: int) -> Tensor:
+    """``cosine_lr`` computed on the device from a step-counter tensor (compiled and graph paths)."""
+    t = torch.clamp(step, max=total_steps) / total_steps
+    return base_lr * 0.5 * (1.0 + torch.cos(math.pi * t))
+
+
 class IQLAgent(nn.Module):
     """Value, critic ensemble, target critics and policy, with one Adam each.
 

@@ -21,13 +21,13 @@ updates in a loop, the whole update compiled as one function (``whole_step=True`
 
 from __future__ import annotations
 
-import math
 from contextlib import nullcontext
 
 import torch
 from torch import Tensor
 
-from iql_tutorial.agent import ACTION_CLIP, IQLAgent
+from iql_tutorial import losses
+from iql_tutorial.agent import ACTION_CLIP, IQLAgent, cosine_lr_tensor
 from iql_tutorial.data.transitions import Transitions
 from iql_tutorial.whole_step import WholeStep
 
@@ -108,8 +108,7 @@ class StepRunner:
         b = data.batch(idx)
         act = b["actions"].clamp(-ACTION_CLIP, ACTION_CLIP) if cfg.clip_actions else b["actions"]
         if cfg.cosine_actor_lr:
-            t = torch.clamp(self.step, max=cfg.total_steps) / cfg.total_steps
-            self.actor_lr.copy_(cfg.actor_lr * 0.5 * (1.0 + torch.cos(math.pi * t)))
+            self.actor_lr.copy_(cosine_lr_tensor(cfg.actor_lr, self.step, cfg.total_steps))
         for opt in (agent.value_opt, agent.critic_opt, agent.actor_opt):
             opt.zero_grad(set_to_none=False)  # gradients must keep their addresses
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False) if self.bf16 else nullcontext()
@@ -120,14 +119,9 @@ class StepRunner:
         agent.critic_opt.step()
         agent.actor_opt.step()
         self.step.add_(1)
-        period = cfg.target_update_period
-        if period == 1:
-            torch._foreach_lerp_(agent._target_params, agent._critic_params, cfg.tau_target)
-        else:  # Polyak only on multiples of the period, decided on the device
-            w = cfg.tau_target * (torch.remainder(self.step, period) == 0).float()
-            delta = torch._foreach_sub(agent._critic_params, agent._target_params)
-            torch._foreach_mul_(delta, w)
-            torch._foreach_add_(agent._target_params, delta)
+        losses.polyak_update_every(
+            agent._target_params, agent._critic_params, cfg.tau_target, self.step, cfg.target_update_period
+        )
         return metrics
 
     def _snapshot(self) -> list[Tensor]:

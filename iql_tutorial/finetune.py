@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from iql_tutorial.agent import IQLAgent
 from iql_tutorial.checkpoint import CsvLog, load_checkpoint, save_checkpoint
@@ -40,7 +39,7 @@ from iql_tutorial.evaluation import evaluate
 from iql_tutorial.train import EVAL_COLUMNS, TRAIN_COLUMNS
 from iql_tutorial.utils import (
     atomic_write_text,
-    progress_interval,
+    progress_bar,
     resolve_device,
     rng_state,
     seed_everything,
@@ -218,14 +217,7 @@ def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progres
     env = dataset.make_env()
     space = env.observation_space
     first_id = int(dataset.transitions.episode_ids.max()) + 1
-    bar = tqdm(
-        total=cfg.online_steps,
-        initial=env_step,
-        desc=f"online {offline_run['dataset']}",
-        disable=not progress,
-        unit="env step",
-        mininterval=progress_interval(),
-    )
+    bar = progress_bar(cfg.online_steps, env_step, f"online {offline_run['dataset']}", "env step", progress)
     t0 = time.perf_counter()
     checkpoint_due = False
     metrics: dict[str, Tensor] = {}

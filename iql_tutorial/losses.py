@@ -99,3 +99,17 @@ def awr_loss(weights: Tensor, log_prob: Tensor) -> Tensor:
 def polyak_update(target: list[Tensor], source: list[Tensor], tau_target: float) -> None:
     """target <- (1 - tau_target) * target + tau_target * source, in place, all tensors at once."""
     torch._foreach_lerp_(target, source, tau_target)
+
+
+@torch.no_grad()
+def polyak_update_every(
+    target: list[Tensor], source: list[Tensor], tau_target: float, step: Tensor, period: int
+) -> None:
+    """Polyak averaging on the updates whose (already incremented) counter ``step`` is a multiple
+    of ``period``, decided on the device: no Python ``if`` on the step, so it can be compiled or
+    captured in a CUDA graph."""
+    if period == 1:
+        torch._foreach_lerp_(target, source, tau_target)
+        return
+    w = tau_target * (torch.remainder(step, period) == 0).float()
+    torch._foreach_add_(target, torch._foreach_mul(torch._foreach_sub(source, target), w))

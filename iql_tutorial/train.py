@@ -29,7 +29,6 @@ from typing import Any
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from iql_tutorial.agent import IQLAgent
 from iql_tutorial.checkpoint import CsvLog, load_checkpoint, save_checkpoint
@@ -39,7 +38,7 @@ from iql_tutorial.evaluation import evaluate
 from iql_tutorial.fast import StepRunner
 from iql_tutorial.utils import (
     atomic_write_text,
-    progress_interval,
+    progress_bar,
     resolve_device,
     rng_state,
     seed_everything,
@@ -195,14 +194,7 @@ def train(cfg: TrainConfig, dataset: OfflineDataset | None = None, progress: boo
 
     t0 = time.perf_counter() - wall_offset
     runner = StepRunner(agent, dataset.transitions, sampler, cuda_graph=cfg.cuda_graph, bf16=cfg.bf16, whole_step=whole)
-    bar = tqdm(
-        total=cfg.steps,
-        initial=start,
-        desc=f"{iql.policy} {cfg.dataset}",
-        disable=not progress,
-        unit="step",
-        mininterval=progress_interval(),
-    )
+    bar = progress_bar(cfg.steps, start, f"{iql.policy} {cfg.dataset}", "step", progress)
     s = start
     while s < cfg.steps:
         # run up to the next log / evaluation / checkpoint in one call: no Python work per step

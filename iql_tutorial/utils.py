@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 QUICK_ENV_VAR = "IQL_QUICK"
 
@@ -30,6 +31,13 @@ def progress_interval() -> float:
     """Seconds between progress-bar refreshes: twice a second in a terminal, every 5 s when the
     output is captured (a notebook rendered into the book keeps every refresh as a line)."""
     return 0.5 if sys.stderr.isatty() else 5.0
+
+
+def progress_bar(total: int, initial: int, desc: str, unit: str, enabled: bool = True) -> tqdm:
+    """The training loops' tqdm bar, refreshed at ``progress_interval()``."""
+    return tqdm(
+        total=total, initial=initial, desc=desc, disable=not enabled, unit=unit, mininterval=progress_interval()
+    )
 
 
 def resolve_device(device: str = "auto") -> torch.device:

@@ -21,7 +21,6 @@ and the settings they depend on are in the book's performance appendix and in
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
@@ -29,7 +28,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad
 
-from iql_tutorial.agent import ACTION_CLIP, IQLAgent, cosine_lr
+from iql_tutorial import losses
+from iql_tutorial.agent import ACTION_CLIP, IQLAgent, cosine_lr, cosine_lr_tensor
 
 Batch = dict[str, Tensor]
 
@@ -153,8 +153,7 @@ class WholeStep:
         if compile:
             opts = default_inductor_options(agent.device) if options is None else options
             fn = torch.compile(fn, fullgraph=True, dynamic=False, options=opts or None)
-        self._fn = fn
-        self._compiled_once = False
+        self._fn, self._compile, self._compiled_once = fn, compile, False
 
     # ------------------------------------------------------------------ the pure step
     def _loss(self, trainable: dict[str, Tensor], *batch: Tensor) -> tuple[Tensor, tuple[Any, Tensor]]:
@@ -184,11 +183,8 @@ class WholeStep:
         trainable = {n: p.detach() for names, ps in zip(self._names, params) for n, p in zip(names, ps)}
         grads, (metrics, per_sample) = grad(self._loss, has_aux=True)(trainable, obs, act, rew, next_obs, term)
         with torch.no_grad():
-            if cfg.cosine_actor_lr:  # the paper's cosine schedule, on the device: no recompile per step
-                t = torch.clamp(step, max=cfg.total_steps) / cfg.total_steps
-                actor_lr: float | Tensor = cfg.actor_lr * 0.5 * (1.0 + torch.cos(math.pi * t))
-            else:
-                actor_lr = float(cfg.actor_lr)
+            # the actor's cosine schedule from the device-side counter: no recompile per step
+            actor_lr = cosine_lr_tensor(cfg.actor_lr, step, cfg.total_steps) if cfg.cosine_actor_lr else cfg.actor_lr
             for i, ((_, _, lr), (beta1, beta2, eps)) in enumerate(zip(self._groups, self._settings)):
                 gs = [grads[n] for n in self._names[i]]
                 adam_update_(
@@ -196,12 +192,8 @@ class WholeStep:
                     beta1, beta2, eps,
                 )  # fmt: skip
             step.add_(1.0)
-            critic_params, targets = params[1], list(agent.target_critic.parameters())
-            if cfg.target_update_period == 1:
-                torch._foreach_lerp_(targets, critic_params, cfg.tau_target)
-            else:  # Polyak only on multiples of the period, decided on the device
-                w = cfg.tau_target * (torch.remainder(step, cfg.target_update_period) == 0).float()
-                torch._foreach_add_(targets, torch._foreach_mul(torch._foreach_sub(critic_params, targets), w))
+            targets = list(agent.target_critic.parameters())
+            losses.polyak_update_every(targets, params[1], cfg.tau_target, step, cfg.target_update_period)
         out = dict(metrics)
         if cfg.compute_priority:
             out["priority"] = per_sample.sqrt()
@@ -209,10 +201,10 @@ class WholeStep:
 
     # ------------------------------------------------------------------ calling it
     def _call(self, *args: Any) -> dict[str, Tensor]:
-        if self._compiled_once or self._fn is self._step_fn:
-            return self._fn(*args[:3], self._step, *args[3:])
+        if not self._compile or self._compiled_once:
+            return self._fn(*args)
         try:  # the first call compiles: say plainly what to do if the toolchain is missing
-            out = self._fn(*args[:3], self._step, *args[3:])
+            out = self._fn(*args)
         except Exception as e:
             first = (str(e).strip().splitlines() or [""])[0][:300]
             raise RuntimeError(
@@ -263,7 +255,7 @@ class WholeStep:
         m, v, t = self._states()
         out: dict[str, Tensor] = {}
         for args in calls:
-            out = self._call(m, v, t, *args)
+            out = self._call(m, v, t, self._step, *args)
             agent.num_updates += 1
         self._step_host = agent.num_updates
         if agent.config.cosine_actor_lr and agent.num_updates > 0:  # what the last update used, for logs

@@ -99,3 +99,11 @@ def test_polyak_update_by_hand():
     source = [torch.tensor([1.0, 0.0])]
     losses.polyak_update(target, source, 0.1)
     assert torch.allclose(target[0], torch.tensor([0.1, 9.0]))
+
+
+def test_polyak_update_every_acts_only_on_multiples_of_the_period():
+    source = [torch.tensor([1.0, 0.0])]
+    for period, step, expected in [(3, 2.0, [0.0, 10.0]), (3, 3.0, [0.1, 9.0]), (1, 7.0, [0.1, 9.0])]:
+        target = [torch.tensor([0.0, 10.0])]
+        losses.polyak_update_every(target, source, 0.1, torch.tensor(step), period)
+        assert torch.allclose(target[0], torch.tensor(expected)), (period, step)
