@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,20 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint as data only (``weights_only=True``): tensors and plain containers.
+
+    A file that carries anything else (a pickled class or callable, as a checkpoint written by
+    untrusted code might) is refused before any of it runs.
+    """
     try:
-        return torch.load(path, map_location=device, weights_only=False)
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as e:
+        del e
+        raise ValueError(
+            f"Checkpoint {path} holds Python objects other than tensors and plain containers, so it was not "
+            "loaded and nothing in it ran. Checkpoints of this package hold data only: use one written "
+            "by this package, or delete it and start over."
+        ) from None
     except Exception as e:
         raise ValueError(
             f"Checkpoint {path} cannot be read ({type(e).__name__}: {e}). It is not a checkpoint of this "

@@ -106,9 +106,11 @@ def run_sweep(
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"runs": {}}
     eval_every = eval_every or max(steps // 10, 1)
     frames = []
-    for ds in datasets:
-        for policy in policies:
-            for seed in seeds:
+    # seed-major: every (dataset, policy) gets its first seed before any gets its second, so a
+    # sweep stopped early still covers every cell of the table
+    for seed in seeds:
+        for ds in datasets:
+            for policy in policies:
                 tag = f"{ds.replace('/', '_')}-{policy}-seed{seed}"
                 out = runs_dir / tag
                 cfg = TrainConfig(
