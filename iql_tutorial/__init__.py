@@ -1,28 +1,29 @@
 """IQL from scratch: a small, fast PyTorch implementation of Implicit Q-Learning.
 
 Kostrikov, Nair & Levine (2021), "Offline Reinforcement Learning with Implicit Q-Learning",
-arXiv:2110.06169. One concept per module:
+arXiv:2110.06169. The subpackages follow the data flow:
 
-- ``config``: the hyperparameters and their checks
-- ``networks``: value, critic ensemble (one batched matmul), Gaussian policy
-- ``losses``: expectile loss, TD target, sign-aware replica min, AWR weights, Polyak
-- ``agent``: the IQL update (Algorithm 1)
-- ``whole_step``: the whole update compiled as one function (the fastest CPU path)
-- ``fast``: several updates per call, and the CUDA-graph replay for GPUs
-- ``data``: Minari datasets made here, loaded onto the device
-- ``evaluation``: rollouts in vectorized environments and normalized scores
-- ``train``: the training loop, checkpoints and the CLI
-- ``bench``: the speed benchmark against a plain PyTorch update
+- ``core``: the algorithm. ``config`` (hyperparameters), ``networks`` (value, critic ensemble,
+  Gaussian policy), ``losses`` (Eqs. 3-7, replica min, Polyak), ``step`` (one whole IQL update
+  as a pure function: losses, gradients, three Adams, the actor's schedule, Polyak), ``agent``
+  (networks + optimizers; ``update`` calls the step), ``plain`` (an independent reference).
+- ``speed``: the step run three ways (``runner``: eager, ``torch.compile``, CUDA graph) and
+  ``bench``, the benchmark against a plain PyTorch update.
+- ``data``: transitions on the device, loading any Minari dataset, importing your own arrays.
+- ``datasets``: making this book's datasets (behaviour SAC, rollouts, recipes, mazes, Minari
+  writing); never imported by training.
+- ``runs``: ``train``, ``finetune``, ``sweep``, ``evaluation``, ``checkpoint``, ``cli``.
+- ``envs``: the point mazes.
+
+Command lines: ``python -m iql_tutorial.train``, ``.finetune``, ``.results``, ``.bench``, ``.data``.
+Old module paths (``iql_tutorial.agent``, ``iql_tutorial.train``, ...) still work: see ``_moved``.
 """
 
-import os
+from iql_tutorial import _moved
+from iql_tutorial._version import __version__
+from iql_tutorial.core.agent import IQLAgent
+from iql_tutorial.core.config import IQLConfig
 
-# Sleeping (not spinning) OpenMP threads: effective only if this package is imported before
-# torch; the Makefile exports it for every command. See the performance appendix.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+_moved.install()
 
-from iql_tutorial.agent import IQLAgent  # noqa: E402
-from iql_tutorial.config import IQLConfig  # noqa: E402
-
-__all__ = ["IQLAgent", "IQLConfig"]
-__version__ = "0.1.0"
+__all__ = ["IQLAgent", "IQLConfig", "__version__"]

@@ -28,22 +28,50 @@ def budget(full: int, quick: int) -> int:
 
 
 def progress_interval() -> float:
-    """Seconds between progress-bar refreshes: twice a second in a terminal, every 5 s when the
-    output is captured (a notebook rendered into the book keeps every refresh as a line)."""
-    return 0.5 if sys.stderr.isatty() else 5.0
+    """Seconds between progress-bar refreshes. Twice a second where someone watches the bar live:
+    a terminal, or a Jupyter kernel (a widget, or a text line the front end redraws in place).
+    Every 5 s when the output is captured to a file or pipe (a log keeps every refresh). Never
+    with ``IQL_PROGRESS=final`` (the rendered book: see ``progress_bar``)."""
+    if os.environ.get("IQL_PROGRESS", "") == "final":
+        return float("inf")
+    return 0.5 if sys.stderr.isatty() or "ipykernel" in sys.modules else 5.0
 
 
 def progress_bar(total: int, initial: int, desc: str, unit: str, enabled: bool = True) -> tqdm:
-    """The training loops' tqdm bar, refreshed at ``progress_interval()``."""
-    return tqdm(
-        total=total, initial=initial, desc=desc, disable=not enabled, unit=unit, mininterval=progress_interval()
-    )
+    """The training loops' tqdm bar.
+
+    Live by default: ``tqdm.auto`` (an ipywidgets bar in JupyterLab, a text bar elsewhere),
+    refreshed every ``progress_interval()`` seconds. With ``IQL_PROGRESS=final``, which ``make
+    book`` and the book tests set so that the executed notebooks rendered into the book hold
+    text and no widgets, a text bar on stderr that prints nothing while it runs and one line,
+    its final state, when it is closed (``tools/book_kernel_startup.py`` does the same to the
+    notebooks' own ``tqdm.auto`` bars).
+    """
+    kwargs = dict(total=total, initial=initial, desc=desc, disable=not enabled, unit=unit)
+    if os.environ.get("IQL_PROGRESS", "") != "final":
+        return tqdm(**kwargs, mininterval=progress_interval())
+    from tqdm.std import tqdm as text_tqdm
+
+    class FinalLine(text_tqdm):
+        closing = False
+
+        def display(self, *args, **kwargs):  # refresh() and set_postfix() draw through here
+            return super().display(*args, **kwargs) if self.closing else None
+
+        def close(self):
+            if not getattr(self, "disable", True):
+                self.closing, self.delay = True, 0.0  # tqdm's close() then draws the final state
+            super().close()
+
+    return FinalLine(**kwargs, delay=float("inf"))
 
 
 def resolve_device(device: str = "auto") -> torch.device:
     """``"auto"`` picks CUDA when available, else the CPU. Chosen once per run."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not (device == "cpu" or device == "cuda" or device.startswith("cuda:")):
+        raise ValueError(f"device={device!r} is not supported: use auto, cpu, cuda or cuda:N.")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device='{device}' was asked for but CUDA is not available here; use --device cpu or auto.")
     return torch.device(device)

@@ -16,6 +16,10 @@ Update order (``IQLConfig.update_order``):
 - ``"sequential"`` (the official JAX code): update V first, then use the *updated* V for the
   advantage and the critic target.
 
+How the joint update runs is the agent's ``mode`` (see :mod:`iql_tutorial.speed.runner`):
+``"eager"`` calls the one step function of :mod:`iql_tutorial.core.step`, ``"compile"`` calls it
+through ``torch.compile``, ``"cuda-graph"`` replays it captured as a CUDA graph (``train_steps``).
+
 The hot path makes no host syncs: losses come back as tensors, and the trainer converts
 them to numbers only at logging intervals.
 """
@@ -23,24 +27,24 @@ them to numbers only at logging intervals.
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from iql_tutorial import losses
-from iql_tutorial.config import IQLConfig
-from iql_tutorial.networks import EnsembleCritic, GaussianPolicy, ValueNetwork
+from iql_tutorial.core import losses
+from iql_tutorial.core.config import IQLConfig
+from iql_tutorial.core.networks import EnsembleCritic, GaussianPolicy, ValueNetwork
+from iql_tutorial.core.step import ACTION_CLIP, IQLStep, cosine_lr, cosine_lr_tensor
 
 Batch = dict[str, Tensor]
-ACTION_CLIP = 1.0 - 1e-5
+__all__ = ["ACTION_CLIP", "IQLAgent", "cosine_lr", "cosine_lr_tensor"]
 
 
-def _adam(params: list[nn.Parameter], lr: float, device: torch.device) -> torch.optim.Adam:
-    """Adam with the fused kernel where this PyTorch has it for the device (one kernel for
-    all parameters instead of a loop over them); foreach otherwise. Same numbers as plain Adam
-    up to float rounding."""
+def _adam(params: list[nn.Parameter], lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel where this PyTorch has it for the device; foreach otherwise.
+    The joint update writes Adam out on these optimizers' own state tensors (``core.step``); the
+    sequential one calls their ``step``."""
     try:
         return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):
@@ -61,18 +65,6 @@ def _metrics(
     }
 
 
-def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
-    """The paper's actor schedule: base_lr * (1 + cos(pi * t / T)) / 2, constant 0 after T."""
-    t = min(step, total_steps)
-    return base_lr * 0.5 * (1.0 + math.cos(math.pi * t / total_steps))
-
-
-def cosine_lr_tensor(base_lr: float, step: Tensor, total_steps: int) -> Tensor:
-    """``cosine_lr`` computed on the device from a step-counter tensor (compiled and graph paths)."""
-    t = torch.clamp(step, max=total_steps) / total_steps
-    return base_lr * 0.5 * (1.0 + torch.cos(math.pi * t))
-
-
 class IQLAgent(nn.Module):
     """Value, critic ensemble, target critics and policy, with one Adam each.
 
@@ -81,9 +73,11 @@ class IQLAgent(nn.Module):
         act_dim: size of the continuous action; actions are in [-1, 1].
         config: the hyperparameters (``IQLConfig``).
         device: where the networks live; the batches passed to ``update`` must be there too.
-        compile: run the joint-order loss computation (forward and backward) through
-            ``torch.compile``. Same numbers as eager up to float rounding; the first update
-            pays the compilation (tens of seconds on a CPU).
+        mode: how the joint update runs: ``"eager"`` (default), ``"compile"`` (``torch.compile``
+            of the same step: same numbers up to float rounding, the first update pays the
+            compilation, tens of seconds on a CPU), ``"cuda-graph"`` (CUDA only, through
+            ``train_steps``), or ``"auto"`` (the fastest this machine supports; see
+            ``iql_tutorial.speed.runner.resolve_mode``).
     """
 
     def __init__(
@@ -92,7 +86,7 @@ class IQLAgent(nn.Module):
         act_dim: int,
         config: IQLConfig | None = None,
         device: str | torch.device = "cpu",
-        compile: bool = False,
+        mode: str = "eager",
     ):
         super().__init__()
         self.config = config = config or IQLConfig()
@@ -110,18 +104,15 @@ class IQLAgent(nn.Module):
         weights = config.reward_weights
         self.register_buffer("reward_weights", torch.tensor(weights) if weights is not None else None)
         self.to(self.device)
-        self.actor_opt = _adam(list(self.actor.parameters()), config.actor_lr, self.device)
-        self.critic_opt = _adam(list(self.critic.parameters()), config.critic_lr, self.device)
-        self.value_opt = _adam(list(self.value.parameters()), config.value_lr, self.device)
-        self._critic_params = list(self.critic.parameters())
-        self._target_params = list(self.target_critic.parameters())
+        self.actor_opt = _adam(list(self.actor.parameters()), config.actor_lr)
+        self.critic_opt = _adam(list(self.critic.parameters()), config.critic_lr)
+        self.value_opt = _adam(list(self.value.parameters()), config.value_lr)
         self.num_updates = 0
-        # torch.compile fuses the many small elementwise kernels of the forward and backward
-        # passes; the graph has static shapes and does not recompile (the learning rate is
-        # set outside it).
-        self._joint_losses = (
-            torch.compile(self.joint_losses, fullgraph=True, dynamic=False) if compile else self.joint_losses
-        )
+        from iql_tutorial.speed.runner import resolve_mode  # the speed layer wraps core.step
+
+        self.mode, self.mode_note = resolve_mode(mode, self.device, config.update_order)
+        self.step = IQLStep(self) if config.update_order == "joint" else None
+        self._runners: dict[int, Any] = {}
 
     # ------------------------------------------------------------------ pieces
     def target_q_min(self, obs: Tensor, act: Tensor) -> Tensor:
@@ -142,28 +133,26 @@ class IQLAgent(nn.Module):
             for group in self.actor_opt.param_groups:
                 group["lr"] = lr
 
-    def _maybe_update_target(self) -> None:
-        self.num_updates += 1
-        if self.num_updates % self.config.target_update_period == 0:
-            losses.polyak_update(self._target_params, self._critic_params, self.config.tau_target)
-
     # ------------------------------------------------------------------ update
     def joint_losses(
         self, obs: Tensor, act: Tensor, rew: Tensor, next_obs: Tensor, term: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+    ) -> tuple[Tensor, dict[str, Tensor], tuple[Tensor, Tensor]]:
         """The three losses of Algorithm 1 from one forward pass (``update_order="joint"``).
 
-        Returns (value loss + critic loss + actor loss, detached metrics, per-sample critic
-        loss). The losses touch disjoint parameters, so one backward pass of the sum gives each
-        network exactly the gradient of its own loss. This function is what ``compile=True``
-        hands to ``torch.compile`` and what the CUDA-graph path captures.
+        Returns (value loss + critic loss + actor loss, detached metrics, (per-sample critic
+        loss, per-sample value loss)). The losses touch disjoint parameters, so the gradient of
+        the sum gives each network exactly the gradient of its own loss. ``core.step``
+        differentiates this function.
         """
         cfg = self.config
         target_q = self.target_q_min(obs, act)  # computed once, used by the value and the actor
         value = self.value(obs)
         with torch.no_grad():
             next_v = self.value(next_obs)
-        v_loss = losses.value_loss(target_q, value, cfg.expectile, self.reward_weights)  # Eq. (5)
+        v_per_sample = losses.value_loss_per_sample(
+            target_q, value, cfg.expectile, self.reward_weights, cfg.sign_aware_expectile
+        )
+        v_loss = v_per_sample.mean()  # Eq. (5)
         y = losses.td_target(rew, next_v, term, cfg.gamma)
         q = self.critic(obs, act)
         per_sample = losses.critic_loss_per_sample(q, y)
@@ -171,16 +160,21 @@ class IQLAgent(nn.Module):
         weights = self.policy_weights(target_q, value.detach())
         a_loss = losses.awr_loss(weights, self.actor.log_prob(obs, act))  # Eq. (7)
         metrics = _metrics(v_loss, q_loss, a_loss, value, q, weights)
-        return v_loss + q_loss + a_loss, metrics, per_sample.detach()
+        return v_loss + q_loss + a_loss, metrics, (per_sample.detach(), v_per_sample.detach())
 
     def _sequential_update(
         self, obs: Tensor, act: Tensor, rew: Tensor, next_obs: Tensor, term: Tensor
-    ) -> tuple[dict[str, Tensor], Tensor]:
-        """The official JAX code's order: V first, then the actor and the critics with the new V."""
+    ) -> tuple[dict[str, Tensor], tuple[Tensor, Tensor]]:
+        """The official JAX code's order: V first, then the actor and the critics with the new V.
+        Eager only, with ``torch.optim``'s own Adam steps: the teaching alternative."""
         cfg = self.config
+        self._set_actor_lr()
         target_q = self.target_q_min(obs, act)
         value = self.value(obs)
-        v_loss = losses.value_loss(target_q, value, cfg.expectile, self.reward_weights)
+        v_per_sample = losses.value_loss_per_sample(
+            target_q, value, cfg.expectile, self.reward_weights, cfg.sign_aware_expectile
+        )
+        v_loss = v_per_sample.mean()
         self.value_opt.zero_grad(set_to_none=True)
         v_loss.backward()
         self.value_opt.step()
@@ -199,37 +193,44 @@ class IQLAgent(nn.Module):
         self.critic_opt.zero_grad(set_to_none=True)
         q_loss.backward()
         self.critic_opt.step()
-        return _metrics(v_loss, q_loss, a_loss, value, q, weights), per_sample.detach()
+        self.num_updates += 1
+        if self.num_updates % cfg.target_update_period == 0:
+            losses.polyak_update(list(self.target_critic.parameters()), list(self.critic.parameters()), cfg.tau_target)
+        return _metrics(v_loss, q_loss, a_loss, value, q, weights), (per_sample.detach(), v_per_sample.detach())
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         """One IQL step on a batch with keys obs [B, d_s], actions [B, d_a], rewards [B, k],
         next_obs [B, d_s], terminals [B]. Returns detached metric tensors (no host sync)."""
-        cfg = self.config
-        obs, next_obs, rew, term = batch["obs"], batch["next_obs"], batch["rewards"], batch["terminals"]
-        act = batch["actions"].clamp(-ACTION_CLIP, ACTION_CLIP) if cfg.clip_actions else batch["actions"]
-        self._set_actor_lr()
-        if cfg.update_order == "joint":
-            total, out, per_sample = self._joint_losses(obs, act, rew, next_obs, term)
-            for opt in (self.value_opt, self.critic_opt, self.actor_opt):
-                opt.zero_grad(set_to_none=True)
-            total.backward()
-            self.value_opt.step()
-            self.critic_opt.step()
-            self.actor_opt.step()
-        else:
-            out, per_sample = self._sequential_update(obs, act, rew, next_obs, term)
-        self._maybe_update_target()
-        if cfg.compute_priority:
-            out["priority"] = per_sample.sqrt()
-        return out
+        if self.step is None:  # update_order="sequential": the eager teaching alternative
+            cfg = self.config
+            act = batch["actions"].clamp(-ACTION_CLIP, ACTION_CLIP) if cfg.clip_actions else batch["actions"]
+            out, per_sample = self._sequential_update(batch["obs"], act, batch["rewards"], batch["next_obs"],
+                                                      batch["terminals"])  # fmt: skip
+            if cfg.compute_priority:
+                out["priority"] = losses.priority(*per_sample, cfg.priority)
+            return out
+        return self.runner().update(batch)
+
+    def runner(self, data: Any = None, generator: torch.Generator | None = None) -> Any:
+        """The ``StepRunner`` of this agent's mode for ``data`` (one per dataset, kept: a CUDA
+        graph is captured once)."""
+        from iql_tutorial.speed.runner import StepRunner
+
+        key = id(data)
+        r = self._runners.get(key)
+        if r is None or r.generator is not generator:
+            r = self._runners[key] = StepRunner(self, data, generator)
+        return r
 
     def train_steps(self, data: Any, num_steps: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """``num_steps`` updates on batches sampled on the device from ``data`` (a
         ``Transitions``); returns the metrics of the last one. No host sync inside."""
-        out: dict[str, Tensor] = {}
-        for _ in range(num_steps):
-            out = self.update(data.sample(self.config.batch_size, generator))
-        return out
+        if self.step is None:
+            out: dict[str, Tensor] = {}
+            for _ in range(num_steps):
+                out = self.update(data.sample(self.config.batch_size, generator))
+            return out
+        return self.runner(data, generator).run(num_steps)
 
     # ------------------------------------------------------------------ acting
     @torch.no_grad()
@@ -246,8 +247,8 @@ class IQLAgent(nn.Module):
     def full_state(self) -> dict[str, Any]:
         """Networks, targets, optimizers and the update counter (the LR schedule is a
         function of it): everything needed to continue training exactly. Optimizer settings are
-        stored in their plain form (a float learning rate, not capturable), so a checkpoint of the
-        CUDA-graph path loads into any path."""
+        stored in their plain form (a float learning rate, not capturable), so a checkpoint of any
+        mode loads into any other."""
 
         def portable(opt: torch.optim.Optimizer) -> dict[str, Any]:
             state = opt.state_dict()

@@ -15,6 +15,7 @@ from typing import Any
 
 UPDATE_ORDERS = ("joint", "sequential")
 POLICY_MODES = ("awr", "bc")
+PRIORITIES = ("critic", "critic+value")
 
 
 @dataclass
@@ -50,8 +51,14 @@ class IQLConfig:
             updated V for the critic target and the advantage, as the official JAX code does.
         policy: ``"awr"`` for IQL's policy extraction, ``"bc"`` for behaviour cloning
             (every weight 1): the baseline built from the same code.
-        compute_priority: also return a per-sample priority ``sqrt(critic loss)`` for a
-            prioritized sampler.
+        compute_priority: also return a per-sample priority for a prioritized sampler.
+        priority: what the priority is: ``"critic"`` (default), ``sqrt`` of the per-sample
+            critic loss (the TD error alone), or ``"critic+value"``, ``sqrt`` of critic plus
+            value loss, as the reference design (ALF's ``IqlAlgorithm``) computes it.
+        sign_aware_expectile: with reward weights, negate the value residual of dimensions with
+            a negative weight, so the expectile is pessimistic for costs as the replica min is
+            (default). ``False`` applies the plain upper expectile to every dimension, as the
+            reference design does.
         clip_actions: clip dataset actions to ``+-(1 - 1e-5)`` before the log-likelihood.
     """
 
@@ -76,6 +83,8 @@ class IQLConfig:
     update_order: str = "joint"
     policy: str = "awr"
     compute_priority: bool = False
+    priority: str = "critic"
+    sign_aware_expectile: bool = True
     clip_actions: bool = True
 
     def __post_init__(self) -> None:
@@ -132,6 +141,8 @@ class IQLConfig:
             bad("batch_size", self.batch_size, "need at least one transition per batch")
         if self.update_order not in UPDATE_ORDERS:
             bad("update_order", self.update_order, f"choose one of {UPDATE_ORDERS}")
+        if self.priority not in PRIORITIES:
+            bad("priority", self.priority, f"choose one of {PRIORITIES}")
         if self.policy not in POLICY_MODES:
             bad("policy", self.policy, f"choose one of {POLICY_MODES}")
 

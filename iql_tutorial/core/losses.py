@@ -53,18 +53,48 @@ def td_target(reward: Tensor, next_value: Tensor, terminal: Tensor, gamma: float
     return reward + gamma * (1.0 - terminal).unsqueeze(-1) * next_value
 
 
-def value_loss(target_q: Tensor, value: Tensor, expectile: float, reward_weights: Tensor | None = None) -> Tensor:
-    """Eq. (5): E[L_2^tau(Q_target(s, a) - V(s))], summed over reward dimensions.
+def value_loss_per_sample(
+    target_q: Tensor,
+    value: Tensor,
+    expectile: float,
+    reward_weights: Tensor | None = None,
+    sign_aware: bool = True,
+) -> Tensor:
+    """Eq. (5) per sample: L_2^tau(Q_target(s, a) - V(s)), summed over reward dimensions: ``[B]``.
 
     ``target_q`` is the replica-min of the target critics at the dataset action, detached.
-    With reward weights, the expectile is sign-aware like the replica min: for a dimension with
-    a negative weight (a cost) the residual is negated, so V_k leans toward the *low* values of
-    Q_k over the data's actions, which is the optimistic side of the weighted sum sum_k w_k V_k.
+    With reward weights and ``sign_aware`` (the package's default), the expectile is sign-aware
+    like the replica min: for a dimension with a negative weight (a cost) the residual is negated,
+    so V_k leans toward the *low* values of Q_k over the data's actions, which is the optimistic
+    side of the weighted sum sum_k w_k V_k. ``sign_aware=False`` is the reference design's choice
+    (ALF's ``IqlAlgorithm``): the plain upper expectile in every dimension.
     """
     u = target_q - value
-    if reward_weights is not None:
+    if reward_weights is not None and sign_aware:
         u = u * sign_of_weights(reward_weights)
-    return expectile_loss(u, expectile).sum(-1).mean()
+    return expectile_loss(u, expectile).sum(-1)
+
+
+def value_loss(
+    target_q: Tensor,
+    value: Tensor,
+    expectile: float,
+    reward_weights: Tensor | None = None,
+    sign_aware: bool = True,
+) -> Tensor:
+    """Eq. (5): E[L_2^tau(Q_target(s, a) - V(s))], the mean of ``value_loss_per_sample``."""
+    return value_loss_per_sample(target_q, value, expectile, reward_weights, sign_aware).mean()
+
+
+def priority(critic_per_sample: Tensor, value_per_sample: Tensor, mode: str = "critic") -> Tensor:
+    """Per-sample priority for a prioritized sampler: ``sqrt(critic loss)`` (``"critic"``, the
+    package's default: the TD error alone) or ``sqrt(critic loss + value loss)``
+    (``"critic+value"``, the reference design's)."""
+    if mode == "critic":
+        return critic_per_sample.sqrt()
+    if mode == "critic+value":
+        return (critic_per_sample + value_per_sample).sqrt()
+    raise ValueError(f"priority={mode!r}: choose 'critic' or 'critic+value'.")
 
 
 def critic_loss_per_sample(q: Tensor, target: Tensor) -> Tensor:

@@ -30,7 +30,7 @@ def mlp(in_dim: int, hidden_dims: tuple[int, ...], out_dim: int, dropout: float 
     """A ReLU MLP ``in_dim -> hidden_dims -> out_dim`` with orthogonal initialisation."""
     layers: list[nn.Module] = []
     dims = (in_dim, *hidden_dims)
-    for d_in, d_out in zip(dims[:-1], dims[1:]):
+    for d_in, d_out in zip(dims[:-1], dims[1:], strict=True):
         layers += [nn.Linear(d_in, d_out), nn.ReLU()]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
@@ -73,7 +73,8 @@ class EnsembleCritic(nn.Module):
         self.num_critics = num_critics
         dims = (obs_dim + act_dim, *hidden_dims)
         self.hidden = nn.ModuleList(
-            EnsembleLinear(num_critics, d_in, d_out, gain=math.sqrt(2.0)) for d_in, d_out in zip(dims[:-1], dims[1:])
+            EnsembleLinear(num_critics, d_in, d_out, gain=math.sqrt(2.0))
+            for d_in, d_out in zip(dims[:-1], dims[1:], strict=True)
         )
         self.out = EnsembleLinear(num_critics, dims[-1], reward_dim, gain=1.0)
 

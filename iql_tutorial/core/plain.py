@@ -89,8 +89,8 @@ class PlainIQL:
         self.actor_opt.step()
 
         with torch.no_grad():
-            for q, qt in zip(self.critics, self.target_critics):
-                for p, pt in zip(q.parameters(), qt.parameters()):
+            for q, qt in zip(self.critics, self.target_critics, strict=True):
+                for p, pt in zip(q.parameters(), qt.parameters(), strict=True):
                     pt.mul_(1 - self.tau_target).add_(self.tau_target * p)
         self.step += 1
         return {
@@ -107,7 +107,7 @@ class PlainIQL:
             layers = [*ensemble.hidden, ensemble.out]
             for i, q in enumerate(critics):
                 linears = [m for m in q if isinstance(m, nn.Linear)]
-                for lin, ens in zip(linears, layers):
+                for lin, ens in zip(linears, layers, strict=True):
                     lin.weight.copy_(ens.weight[i].T)
                     lin.bias.copy_(ens.bias[i, 0])
 

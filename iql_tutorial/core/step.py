@@ -1,37 +1,55 @@
-"""The whole IQL update as one compiled function: losses, gradients, three Adams, Polyak.
+"""One whole IQL update as a pure function: losses, gradients, three Adams, the schedule, Polyak.
 
-``IQLAgent(compile=True)`` compiles the losses' forward and backward, but the autograd
-engine, the three optimizer calls and the Polyak update still run eagerly around it, each a
-separate kernel (and on a CPU each kernel wakes the OpenMP worker threads). Here the whole
-update of Algorithm 1 is one pure function that ``torch.compile`` sees end to end:
+This is the single place where an IQL step (Kostrikov et al. 2021, Algorithm 1) is written; the
+three ways to run it are thin wrappers in :mod:`iql_tutorial.speed.runner` (eager: call it;
+``compile``: ``torch.compile`` of it; ``cuda-graph``: the compiled function captured once as a CUDA
+graph). What one call does, in order:
 
-1. the gradients of the joint loss with ``torch.func.grad`` over ``torch.func.functional_call``
-   (no ``.backward()``: the backward pass is part of the same graph);
-2. Adam written out (Kingma & Ba 2015, Algorithm 1; the same arithmetic as ``torch.optim.Adam``)
-   on the agent's own parameters and on the *same* state tensors its three ``torch.optim.Adam``
-   objects hold, so checkpoints, ``full_state()`` and the eager path keep working unchanged;
-3. the actor's cosine learning rate computed on the device from a step counter kept there;
-4. Polyak averaging with the update period as a device-side mask (no Python ``if``).
+1. gather the batch from device-resident tables (or take one given), clip the dataset actions;
+2. the joint loss of Eqs. (5)-(7) from one forward pass (``IQLAgent.joint_losses``), and its
+   gradients with ``torch.func.grad`` over ``torch.func.functional_call`` (no ``.backward()``, so a
+   compiler sees the backward pass as part of the same graph);
+3. Adam written out (Kingma & Ba 2015; the same arithmetic as ``torch.optim.Adam``) on the agent's
+   own parameters and on the *same* state tensors its three ``torch.optim.Adam`` objects hold, so
+   checkpoints and ``full_state()`` see one set of optimizer states whichever way the step ran;
+4. the actor's cosine learning rate from a step counter kept on the device;
+5. Polyak averaging of the target critics, the update period as a device-side mask.
 
-Inductor then fuses the elementwise work of all four (activation gradients, the Adam updates
-of every tensor, the target lerp) into a few dozen kernels around the matmuls. Measured gains
-and the settings they depend on are in the book's performance appendix and in
-``iql_tutorial.bench``.
+No Python branch depends on tensor values and nothing syncs with the host, so the same function
+compiles into one graph and can be captured as a CUDA graph.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad
 
-from iql_tutorial import losses
-from iql_tutorial.agent import ACTION_CLIP, IQLAgent, cosine_lr, cosine_lr_tensor
+from iql_tutorial.core import losses
+
+if TYPE_CHECKING:
+    from iql_tutorial.core.agent import IQLAgent
 
 Batch = dict[str, Tensor]
+ACTION_CLIP = 1.0 - 1e-5
+TABLE_KEYS = ("obs", "actions", "rewards", "next_obs", "terminals")
+
+
+def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
+    """The paper's actor schedule: base_lr * (1 + cos(pi * t / T)) / 2, constant 0 after T."""
+    t = min(step, total_steps)
+    return base_lr * 0.5 * (1.0 + math.cos(math.pi * t / total_steps))
+
+
+def cosine_lr_tensor(base_lr: float, step: Tensor, total_steps: int) -> Tensor:
+    """``cosine_lr`` computed on the device from a step-counter tensor (no recompile per step)."""
+    t = torch.clamp(step, max=total_steps) / total_steps
+    return base_lr * 0.5 * (1.0 + torch.cos(math.pi * t))
 
 
 def adam_update_(
@@ -76,16 +94,11 @@ class _JointLoss(nn.Module):
 
 def _adam_settings(opt: torch.optim.Optimizer) -> tuple[float, float, float]:
     group = opt.param_groups[0]
-    unsupported = {
-        "weight_decay": 0.0,
-        "amsgrad": False,
-        "maximize": False,
-    }
-    for key, plain in unsupported.items():
+    for key, plain in {"weight_decay": 0.0, "amsgrad": False, "maximize": False}.items():
         if group.get(key, plain) != plain:
             raise ValueError(
-                f"WholeStep implements plain Adam; this optimizer has {key}={group[key]!r}. Use the eager update "
-                "(IQLAgent.update) for other optimizer settings."
+                f"The IQL step implements plain Adam; this optimizer has {key}={group[key]!r}. Use "
+                "update_order='sequential' (torch.optim's own step) for other optimizer settings."
             )
     beta1, beta2 = group["betas"]
     return float(beta1), float(beta2), float(group["eps"])
@@ -102,13 +115,12 @@ def _adam_state(opt: torch.optim.Optimizer, p: Tensor) -> dict[str, Tensor]:
 
 
 def default_inductor_options(device: torch.device) -> dict[str, Any]:
-    """Inductor settings for the whole step, each measured in the performance appendix.
+    """Inductor settings for the compiled step, each measured in the performance appendix.
 
-    On a CPU: ``cpp_wrapper`` (the compiled graph's kernel calls are made from C++, not a
-    Python wrapper), and, when OpenMP threads sleep while they wait (``OMP_WAIT_POLICY=PASSIVE``,
-    this project's default), single-threaded elementwise kernels: waking the second thread
-    costs more than the kernel itself at batch 256. With spinning threads that setting is
-    slower, so it is left off.
+    On a CPU: ``cpp_wrapper`` (the compiled graph's kernel calls are made from C++, not a Python
+    wrapper), and, when OpenMP threads sleep while they wait (``OMP_WAIT_POLICY=PASSIVE``),
+    single-threaded elementwise kernels: waking the second thread costs more than the kernel
+    itself at batch 256. With spinning threads that setting is slower, so it is left off.
     """
     if device.type != "cpu":
         return {}
@@ -118,54 +130,46 @@ def default_inductor_options(device: torch.device) -> dict[str, Any]:
     return options
 
 
-class WholeStep:
-    """The whole IQL update (joint order) as one function, compiled or eager.
+class IQLStep:
+    """The whole IQL update of one agent (joint order) as a pure function, and how to call it.
 
-    Args:
-        agent: the learner; its parameters and optimizer states are updated in place.
-        compile: ``torch.compile`` the step (default); ``False`` runs the same function eagerly
-            (useful to check the compiled one against it).
-        options: Inductor options (default: ``default_inductor_options(agent.device)``).
-
-    ``step(batch)`` does one update and returns the metrics as tensors (no host sync). The
-    agent's ``num_updates`` and its actor optimizer's ``lr`` are kept in step, so logging,
-    checkpoints and a later eager ``agent.update`` carry on exactly.
+    ``fn`` is the pure function: it reads the parameters and Adam states it is given (the agent's
+    own tensors), updates them in place and returns the metrics as tensors (no host sync).
+    ``run(fn, calls)`` calls a (possibly compiled) version of it once per argument tuple and keeps
+    the agent's host-side counter ``num_updates`` and its actor optimizer's ``lr`` in step, so
+    logging, checkpoints and a later update carry on exactly.
     """
 
-    def __init__(self, agent: IQLAgent, compile: bool = True, options: dict[str, Any] | None = None) -> None:
-        cfg = agent.config
-        if cfg.update_order != "joint":
+    def __init__(self, agent: IQLAgent) -> None:
+        if agent.config.update_order != "joint":
             raise ValueError(
-                "WholeStep computes the joint update order; for update_order='sequential' use IQLAgent.update."
+                "The IQL step computes the joint update order; update_order='sequential' runs eagerly "
+                "(IQLAgent.update) with mode='eager'."
             )
         self.agent = agent
         self._module = _JointLoss(agent)
-        # (network, its optimizer's name, learning rate); None: the actor's cosine schedule, on the device
-        self._groups = (("value", "value_opt", float(cfg.value_lr)), ("critic", "critic_opt", float(cfg.critic_lr)),
+        # (network, its optimizer's name, learning rate); None: the actor's cosine schedule
+        self._groups = (("value", "value_opt", float(agent.config.value_lr)),
+                        ("critic", "critic_opt", float(agent.config.critic_lr)),
                         ("actor", "actor_opt", None))  # fmt: skip
         self._settings = [_adam_settings(getattr(agent, opt)) for _, opt, _ in self._groups]
         self._names = [
             [f"agent.{net}.{n}" for n, _ in getattr(agent, net).named_parameters()] for net, _, _ in self._groups
         ]
-        self._step = torch.zeros((), device=agent.device)
-        self._step_host = -1  # the host's copy of the counter: rewritten when num_updates moves elsewhere
-        fn = self._step_fn
-        if compile:
-            opts = default_inductor_options(agent.device) if options is None else options
-            fn = torch.compile(fn, fullgraph=True, dynamic=False, options=opts or None)
-        self._fn, self._compile, self._compiled_once = fn, compile, False
+        self.counter = torch.zeros((), device=agent.device)  # the device-side update counter
+        self._counter_host = -1  # its host copy: rewritten when num_updates moved elsewhere
 
-    # ------------------------------------------------------------------ the pure step
-    def _loss(self, trainable: dict[str, Tensor], *batch: Tensor) -> tuple[Tensor, tuple[Any, Tensor]]:
+    # ------------------------------------------------------------------ the pure function
+    def _loss(self, trainable: dict[str, Tensor], *batch: Tensor) -> tuple[Tensor, tuple[Any, Any]]:
         total, metrics, per_sample = functional_call(self._module, trainable, batch, strict=False)
         return total, (metrics, per_sample)
 
-    def _step_fn(
+    def fn(
         self,
         exp_avgs: list[list[Tensor]],
         exp_avg_sqs: list[list[Tensor]],
         steps: list[list[Tensor]],
-        step: Tensor,
+        counter: Tensor,
         idx: Tensor | None,
         obs: Tensor,
         act: Tensor,
@@ -173,51 +177,38 @@ class WholeStep:
         next_obs: Tensor,
         term: Tensor,
     ) -> dict[str, Tensor]:
-        cfg = self.agent.config
-        if idx is not None:  # the batch is gathered inside the graph, straight into the first kernels
+        """One update. ``idx`` (or ``None``) selects the batch rows of the tables ``obs ... term``;
+        the rows are gathered inside, straight into the first kernels."""
+        agent, cfg = self.agent, self.agent.config
+        if idx is not None:
             obs, act, rew, next_obs, term = obs[idx], act[idx], rew[idx], next_obs[idx], term[idx]
         if cfg.clip_actions:
             act = act.clamp(-ACTION_CLIP, ACTION_CLIP)
-        agent = self.agent
         params = [list(getattr(agent, net).parameters()) for net, _, _ in self._groups]
-        trainable = {n: p.detach() for names, ps in zip(self._names, params) for n, p in zip(names, ps)}
+        trainable = {
+            n: p.detach() for names, ps in zip(self._names, params, strict=True) for n, p in zip(names, ps, strict=True)
+        }
         grads, (metrics, per_sample) = grad(self._loss, has_aux=True)(trainable, obs, act, rew, next_obs, term)
         with torch.no_grad():
-            # the actor's cosine schedule from the device-side counter: no recompile per step
-            actor_lr = cosine_lr_tensor(cfg.actor_lr, step, cfg.total_steps) if cfg.cosine_actor_lr else cfg.actor_lr
-            for i, ((_, _, lr), (beta1, beta2, eps)) in enumerate(zip(self._groups, self._settings)):
+            actor_lr = cosine_lr_tensor(cfg.actor_lr, counter, cfg.total_steps) if cfg.cosine_actor_lr else cfg.actor_lr
+            for i, ((_, _, lr), (beta1, beta2, eps)) in enumerate(zip(self._groups, self._settings, strict=True)):
                 gs = [grads[n] for n in self._names[i]]
                 adam_update_(
                     params[i], gs, exp_avgs[i], exp_avg_sqs[i], steps[i], actor_lr if lr is None else lr,
                     beta1, beta2, eps,
                 )  # fmt: skip
-            step.add_(1.0)
+            counter.add_(1.0)
             targets = list(agent.target_critic.parameters())
-            losses.polyak_update_every(targets, params[1], cfg.tau_target, step, cfg.target_update_period)
+            losses.polyak_update_every(targets, params[1], cfg.tau_target, counter, cfg.target_update_period)
         out = dict(metrics)
         if cfg.compute_priority:
-            out["priority"] = per_sample.sqrt()
+            out["priority"] = losses.priority(*per_sample, cfg.priority)
         return out
 
     # ------------------------------------------------------------------ calling it
-    def _call(self, *args: Any) -> dict[str, Tensor]:
-        if not self._compile or self._compiled_once:
-            return self._fn(*args)
-        try:  # the first call compiles: say plainly what to do if the toolchain is missing
-            out = self._fn(*args)
-        except Exception as e:
-            first = (str(e).strip().splitlines() or [""])[0][:300]
-            raise RuntimeError(
-                f"Compiling the whole IQL step failed ({type(e).__name__}: {first}). On a CPU, torch.compile "
-                "needs a working C++ compiler (g++ or clang; e.g. `apt-get install g++`). Train without "
-                "--compile (or WholeStep(agent, compile=False)) to use the eager update instead."
-            ) from e
-        self._compiled_once = True
-        return out
-
-    def _states(self) -> tuple[list[list[Tensor]], ...]:
-        """The Adam states, read from the agent's optimizers on every call: ``load_full_state``
-        replaces the optimizers' state tensors, and the step must update the current ones."""
+    def states(self) -> tuple[list[list[Tensor]], list[list[Tensor]], list[list[Tensor]]]:
+        """The Adam states, read from the agent's optimizers: ``load_full_state`` replaces the
+        optimizers' state tensors, so they are read again before every run."""
         m, v, t = [], [], []
         for net, opt_name, _ in self._groups:
             opt = getattr(self.agent, opt_name)
@@ -227,39 +218,49 @@ class WholeStep:
             t.append([s["step"] for s in states])
         return m, v, t
 
-    def step(self, batch: Batch) -> dict[str, Tensor]:
-        """One update on ``batch`` (keys as for ``IQLAgent.update``)."""
-        return self.run([batch])
+    def sync_counter(self) -> None:
+        """Point the device counter at the agent's ``num_updates`` if it moved elsewhere (a fresh
+        step, a loaded checkpoint, an update through another path)."""
+        if self._counter_host != self.agent.num_updates:
+            self.counter.fill_(float(self.agent.num_updates))
+            self._counter_host = self.agent.num_updates
 
-    def run(self, batches: Any) -> dict[str, Tensor]:
-        """One update per batch of the iterable; the metrics of the last (tensors, not synced)."""
-        return self._run((None, b["obs"], b["actions"], b["rewards"], b["next_obs"], b["terminals"]) for b in batches)
-
-    def run_sampled(self, data: Any, num_steps: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """``num_steps`` updates on uniform batches of ``data`` (a ``Transitions`` on the agent's
-        device): the indices are drawn with ``torch.randint`` (the same draws as
-        ``data.sample``), the rows gathered inside the compiled graph."""
-        bs, n = self.agent.config.batch_size, len(data)
-        tables = (data.obs, data.actions, data.rewards, data.next_obs, data.terminals)
-
-        def calls() -> Any:
-            for _ in range(num_steps):
-                yield (torch.randint(0, n, (bs,), device=data.device, generator=generator), *tables)
-
-        return self._run(calls())
-
-    def _run(self, calls: Any) -> dict[str, Tensor]:
+    def advance(self, n: int) -> None:
+        """Account for ``n`` updates done on the device: the host counter and the logged ``lr``."""
         agent = self.agent
-        if self._step_host != agent.num_updates:  # a fresh runner, or a checkpoint was loaded
-            self._step.fill_(float(agent.num_updates))
-        m, v, t = self._states()
-        out: dict[str, Tensor] = {}
-        for args in calls:
-            out = self._call(m, v, t, self._step, *args)
-            agent.num_updates += 1
-        self._step_host = agent.num_updates
+        agent.num_updates += n
+        self._counter_host = agent.num_updates
         if agent.config.cosine_actor_lr and agent.num_updates > 0:  # what the last update used, for logs
             lr = cosine_lr(agent.config.actor_lr, agent.num_updates - 1, agent.config.total_steps)
             for group in agent.actor_opt.param_groups:
                 group["lr"] = lr
+
+    def run(self, fn: Any, calls: Iterable[tuple[Tensor | None, ...]]) -> dict[str, Tensor]:
+        """``fn(*states, counter, *call)`` for every call; the metrics of the last (not synced)."""
+        self.sync_counter()
+        m, v, t = self.states()
+        out: dict[str, Tensor] = {}
+        n = 0
+        for call in calls:
+            out = fn(m, v, t, self.counter, *call)
+            n += 1
+        self.advance(n)
         return out
+
+    def update(self, batch: Batch, fn: Any = None) -> dict[str, Tensor]:
+        """One update on ``batch`` (keys obs, actions, rewards, next_obs, terminals)."""
+        return self.run(fn or self.fn, [(None, *(batch[k] for k in TABLE_KEYS))])
+
+    def run_sampled(
+        self, data: Any, num_steps: int, generator: torch.Generator | None = None, fn: Any = None
+    ) -> dict[str, Tensor]:
+        """``num_steps`` updates on uniform batches of ``data`` (a ``Transitions`` on the agent's
+        device): indices drawn with ``torch.randint`` (the same draws as ``data.sample``)."""
+        bs, n = self.agent.config.batch_size, len(data)
+        tables = tuple(getattr(data, k) for k in ("obs", "actions", "rewards", "next_obs", "terminals"))
+
+        def calls() -> Iterable[tuple[Tensor | None, ...]]:
+            for _ in range(num_steps):
+                yield (torch.randint(0, n, (bs,), device=data.device, generator=generator), *tables)
+
+        return self.run(fn or self.fn, calls())

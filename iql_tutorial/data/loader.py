@@ -84,10 +84,23 @@ class OfflineDataset:
             / (self.ref_max_score - self.ref_min_score)
         )
 
+    @property
+    def has_env(self) -> bool:
+        """Whether the dataset names an environment to evaluate in. A dataset imported without
+        one (``python -m iql_tutorial.data import FILE --id ID`` with no ``--env``) does not: the
+        trainer then logs offline diagnostics instead of scores."""
+        ds = self.minari_dataset
+        return ds is not None and (ds.spec.env_spec is not None or ds.storage.metadata.get("eval_env_spec") is not None)
+
     def make_env(self, **kwargs: Any) -> gym.Env:
         """The evaluation environment recorded in the dataset."""
         if self.minari_dataset is None:
             raise ValueError(f"Dataset {self.dataset_id} was not loaded from Minari; it has no environment.")
+        if not self.has_env:
+            raise ValueError(
+                f"Dataset {self.dataset_id} names no environment (it was imported without --env), so there is "
+                "nothing to evaluate a policy in; re-import it with --env ENV_ID, or read the offline diagnostics."
+            )
         import iql_tutorial.envs  # noqa: F401  (registers the project's own environments)
 
         return self.minari_dataset.recover_environment(eval_env=True, **kwargs)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from iql_tutorial.data.loader import REPO_DATA_DIR
-from iql_tutorial.data.rollouts import mean_return, sac_policy, uniform_policy
+from iql_tutorial.datasets.rollouts import mean_return, sac_policy, uniform_policy
 from iql_tutorial.utils import atomic_write_text
 
 BEHAVIOUR_DIR = REPO_DATA_DIR / "behaviour"
@@ -61,9 +61,9 @@ def load_replay(env_key: str) -> dict[str, np.ndarray]:
         with np.load(d / "replay.npz") as z:
             return {k: z[k] for k in z.files}
     if (d / "sac_checkpoint.pt").exists():
-        from iql_tutorial.sac import load_checkpoint_file
+        from iql_tutorial.datasets.sac import load_checkpoint_file, tensors_to_replay
 
-        return load_checkpoint_file(d / "sac_checkpoint.pt")["buffer"]
+        return tensors_to_replay(load_checkpoint_file(d / "sac_checkpoint.pt")["buffer"])
     raise FileNotFoundError(
         f"No replay buffer of the {env_key} training run in {d}: the medium-replay dataset is the training "
         "run's own replay buffer, so it can only be rebuilt where that run happened (or by training again)."

@@ -12,7 +12,7 @@ import argparse
 import sys
 import time
 
-from iql_tutorial.data.recipes import (
+from iql_tutorial.datasets.recipes import (
     RECIPES,
     SAC_ENVS,
     build,
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown_table(table_rows()) if a.markdown else format_table(table_rows()))
         return 0
     if a.cmd == "select":
-        from iql_tutorial.data.behaviour import select_behaviour
+        from iql_tutorial.datasets.behaviour import select_behaviour
 
         info = select_behaviour(
             a.env,

@@ -15,8 +15,8 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-from iql_tutorial.data.minari_io import Episode
-from iql_tutorial.data.rollouts import episode_return, rollout
+from iql_tutorial.datasets.minari_io import Episode
+from iql_tutorial.datasets.rollouts import episode_return, rollout
 from iql_tutorial.envs import ENV_IDS, MazeLayout, WaypointController
 
 ARRIVAL_RADIUS = 0.5  # the controller moves on to its next target within this distance of a cell centre

@@ -24,10 +24,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from iql_tutorial.data import minari_io
-from iql_tutorial.data.behaviour import behaviour_dir, load_replay, read_behaviour
-from iql_tutorial.data.minari_io import Episode
-from iql_tutorial.data.rollouts import collect, episodes_from_replay, sac_policy, uniform_policy
+from iql_tutorial.datasets import minari_io
+from iql_tutorial.datasets.behaviour import behaviour_dir, load_replay, read_behaviour
+from iql_tutorial.datasets.minari_io import Episode
+from iql_tutorial.datasets.rollouts import collect, episodes_from_replay, sac_policy, uniform_policy
 
 NAMESPACE = "iqlbook"
 AUTHOR = "iql_tutorial (IQL from scratch)"
@@ -147,7 +147,7 @@ def _float32_space(space: gym.spaces.Box) -> gym.spaces.Box:
 def _episodes(recipe: Recipe) -> tuple[list[Episode], dict[str, Any]]:
     """The episodes of a recipe and its reference scores / algorithm name."""
     if recipe.family == "maze":
-        from iql_tutorial.data.maze import collect_maze, maze_reference_scores
+        from iql_tutorial.datasets.maze import collect_maze, maze_reference_scores
 
         refs = maze_reference_scores(recipe.env_key)
         eps = collect_maze(recipe.env_key, recipe.params["steps"], SEEDS["maze"], errands=MAZE_ERRANDS[recipe.env_key])

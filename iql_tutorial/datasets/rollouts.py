@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from iql_tutorial.data.minari_io import Episode
+from iql_tutorial.datasets.minari_io import Episode
 
 Policy = Callable[[np.ndarray], np.ndarray]  # observation -> action in the environment's units
 
@@ -29,7 +29,7 @@ def uniform_policy(space: gym.spaces.Box, seed: int) -> Policy:
 
 def sac_policy(path: str | Path, space: gym.spaces.Box, seed: int, deterministic: bool = False) -> Policy:
     """A saved SAC actor (:func:`iql_tutorial.sac.load_policy`); sampled unless ``deterministic``."""
-    from iql_tutorial.sac import load_policy, to_env_action
+    from iql_tutorial.datasets.sac import load_policy, to_env_action
 
     torch.set_num_threads(1)
     actor, _ = load_policy(path)
@@ -108,7 +108,7 @@ def episodes_from_replay(replay: dict[str, np.ndarray], upto: int, space: gym.sp
     Actions are stored in [-1, 1] by SAC and mapped back to the environment's bounds. The episode
     running when the slice ends is cut there and marked as truncated.
     """
-    from iql_tutorial.sac import to_env_action
+    from iql_tutorial.datasets.sac import to_env_action
 
     n = min(upto, len(replay["rewards"]))
     ends = np.flatnonzero(replay["terminals"][:n] | replay["truncations"][:n])

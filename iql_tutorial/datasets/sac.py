@@ -6,7 +6,9 @@ training run up to the medium snapshot is kept ("medium-replay"). This module is
 
 - a tanh-squashed Gaussian actor ``a = tanh(mu + sigma * eps)`` with the change-of-variables
   correction in its log-probability;
-- twin critics held as one batched network (weights ``[2, in, out]``, one ``baddbmm`` per layer);
+- twin critics held as one batched network: the package's ``EnsembleCritic`` (weights
+  ``[2, in, out]``, one ``baddbmm`` per layer);
+- the package's device replay buffer (``data.buffer``) and action scaler (``data.loader``);
 - an automatically tuned entropy temperature ``alpha`` aiming at entropy ``-dim(A)``;
 - Polyak-averaged target critics; losses logged every ``log_every`` steps (no host sync per step).
 
@@ -22,7 +24,6 @@ import argparse
 import csv
 import json
 import math
-import pickle
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +36,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from iql_tutorial.core.networks import EnsembleCritic
+from iql_tutorial.data.buffer import ReplayBuffer
+from iql_tutorial.data.loader import ActionScaler
+from iql_tutorial.runs.checkpoint import load_checkpoint, save_checkpoint
 from iql_tutorial.utils import atomic_write_bytes, atomic_write_text
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -47,7 +52,7 @@ LOG_2 = math.log(2.0)
 def _mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     dims = (in_dim, *hidden)
-    for d_in, d_out in zip(dims[:-1], dims[1:]):
+    for d_in, d_out in zip(dims[:-1], dims[1:], strict=True):
         layers += [nn.Linear(d_in, d_out), nn.ReLU()]
     layers.append(nn.Linear(dims[-1], out_dim))
     return nn.Sequential(*layers)
@@ -95,31 +100,22 @@ def squashed_log_prob(u: Tensor, mu: Tensor, log_std: Tensor) -> Tensor:
     return (gauss - correction).sum(-1)
 
 
-class TwinCritic(nn.Module):
-    """Q_1(s, a) and Q_2(s, a) in one network: every layer is ``[2, in, out]``; output ``[2, B]``."""
+class TwinCritic(EnsembleCritic):
+    """Q_1(s, a) and Q_2(s, a): the package's ``EnsembleCritic`` (one batched matmul per layer,
+    weights ``[2, in, out]``) with a scalar output, ``[2, B]``."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (128, 128), n: int = 2) -> None:
-        super().__init__()
-        dims = (obs_dim + act_dim, *hidden, 1)
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
-        for d_in, d_out in zip(dims[:-1], dims[1:]):
-            w = torch.empty(n, d_in, d_out)
-            for i in range(n):  # the default init of nn.Linear, per replica
-                nn.init.kaiming_uniform_(w[i].T, a=math.sqrt(5))
-            bound = 1.0 / math.sqrt(d_in)
-            self.weights.append(nn.Parameter(w))
-            self.biases.append(nn.Parameter(torch.empty(n, 1, d_out).uniform_(-bound, bound)))
+        super().__init__(obs_dim, act_dim, tuple(hidden), num_critics=n, reward_dim=1)
+        with torch.no_grad():  # SAC's usual initialisation: nn.Linear's default, per replica
+            for layer in (*self.hidden, self.out):
+                d_in = layer.weight.shape[1]
+                for i in range(n):
+                    nn.init.kaiming_uniform_(layer.weight[i].T, a=math.sqrt(5))
+                bound = 1.0 / math.sqrt(d_in)
+                layer.bias.uniform_(-bound, bound)
 
     def forward(self, obs: Tensor, act: Tensor) -> Tensor:
-        x = torch.cat([obs, act], dim=-1)
-        x = x.unsqueeze(0).expand(self.weights[0].shape[0], -1, -1)
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(b, x, w)
-            if i < last:
-                x = F.relu(x)
-        return x.squeeze(-1)
+        return super().forward(obs, act).squeeze(-1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,7 +186,8 @@ class SAC:
     def update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """One gradient step on critics, actor and temperature; returns detached losses (no sync)."""
         c = self.config
-        obs, act, rew, next_obs, term = (batch[k] for k in ("obs", "actions", "rewards", "next_obs", "terminals"))
+        obs, act, next_obs, term = (batch[k] for k in ("obs", "actions", "next_obs", "terminals"))
+        rew = batch["rewards"].reshape(-1)  # [B] (a buffer stores [B, 1])
         alpha = self.log_alpha.exp().detach()
         with torch.no_grad():
             next_a, next_logp = self.actor.sample(next_obs)
@@ -250,45 +247,24 @@ class SAC:
 # --------------------------------------------------------------------------------------------
 # Replay buffer: the whole training history (it becomes the "medium-replay" dataset)
 # --------------------------------------------------------------------------------------------
-@dataclass
-class ReplayBuffer:
-    """Every transition of a training run, in order, as float32 numpy arrays."""
+def replay_arrays(buf: ReplayBuffer, upto: int | None = None) -> dict[str, np.ndarray]:
+    """The first ``upto`` transitions of the run as numpy arrays (actions in [-1, 1]), the form
+    ``replay.npz`` and ``episodes_from_replay`` use."""
+    t = buf.filled(upto)
+    return tensors_to_replay({k: getattr(t, k) for k in ("obs", "actions", "rewards", "next_obs", "terminals",
+                                                          "timeouts")})  # fmt: skip
 
-    obs: np.ndarray
-    actions: np.ndarray  # in [-1, 1] (policy space)
-    rewards: np.ndarray
-    next_obs: np.ndarray
-    terminals: np.ndarray
-    truncations: np.ndarray
-    size: int = 0
 
-    @classmethod
-    def empty(cls, capacity: int, obs_dim: int, act_dim: int) -> ReplayBuffer:
-        f = np.float32
-        return cls(
-            np.zeros((capacity, obs_dim), f), np.zeros((capacity, act_dim), f), np.zeros(capacity, f),
-            np.zeros((capacity, obs_dim), f), np.zeros(capacity, bool), np.zeros(capacity, bool),
-        )  # fmt: skip
-
-    def add(self, o: np.ndarray, a: np.ndarray, r: float, o2: np.ndarray, term: bool, trunc: bool) -> None:
-        i = self.size
-        self.obs[i], self.actions[i], self.rewards[i], self.next_obs[i] = o, a, r, o2
-        self.terminals[i], self.truncations[i] = term, trunc
-        self.size += 1
-
-    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, Tensor]:
-        idx = rng.integers(0, self.size, batch_size)
-        return {
-            "obs": torch.from_numpy(self.obs[idx]),
-            "actions": torch.from_numpy(self.actions[idx]),
-            "rewards": torch.from_numpy(self.rewards[idx]),
-            "next_obs": torch.from_numpy(self.next_obs[idx]),
-            "terminals": torch.from_numpy(self.terminals[idx].astype(np.float32)),
-        }
-
-    def arrays(self, upto: int | None = None) -> dict[str, np.ndarray]:
-        n = self.size if upto is None else min(upto, self.size)
-        return {k: getattr(self, k)[:n] for k in ("obs", "actions", "rewards", "next_obs", "terminals", "truncations")}
+def tensors_to_replay(part: dict[str, Tensor]) -> dict[str, np.ndarray]:
+    """A checkpoint's buffer tensors in the numpy form of ``replay.npz``."""
+    return {
+        "obs": part["obs"].numpy(),
+        "actions": part["actions"].numpy(),
+        "rewards": part["rewards"].reshape(len(part["rewards"]), -1)[:, 0].numpy(),
+        "next_obs": part["next_obs"].numpy(),
+        "terminals": part["terminals"].numpy() > 0,
+        "truncations": part["timeouts"].numpy() > 0,
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -320,8 +296,8 @@ def load_policy(path: str | Path) -> tuple[SquashedGaussianActor, dict[str, Any]
 # Training loop
 # --------------------------------------------------------------------------------------------
 def to_env_action(a: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
-    """Map a policy action in [-1, 1] onto the environment's bounds."""
-    return space.low + (np.clip(a, -1.0, 1.0) + 1.0) * 0.5 * (space.high - space.low)
+    """Map a policy action in [-1, 1] onto the environment's bounds (``ActionScaler.to_env``)."""
+    return ActionScaler(space.low, space.high).to_env(a)
 
 
 def evaluate_policy(
@@ -388,18 +364,23 @@ def train_sac(
     agent = SAC(obs_dim, act_dim, config, seed=seed)
     buf = ReplayBuffer.empty(total_steps, obs_dim, act_dim)
     state = TrainState()
-    rng = np.random.default_rng(seed)
-    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)  # the uniform actions of the first start_steps
+    gen = torch.Generator().manual_seed(seed)  # the policy's action noise
+    sampler = torch.Generator().manual_seed(seed + 1)  # the batches
     ckpt = Path(checkpoint_dir) / "sac_checkpoint.pt" if checkpoint_dir else None
     if ckpt is not None and ckpt.exists():
         saved = load_checkpoint_file(ckpt)
         agent.load_state_dict(saved["agent"])
-        for k, v in saved["buffer"].items():
-            getattr(buf, k)[: len(v)] = v
-        buf.size = saved["state"].step
-        state = saved["state"]
+        part = saved["buffer"]
+        for k, v in part.items():
+            getattr(buf.storage, k)[: len(v)] = v
+        buf.size = len(part["obs"])
+        state = TrainState(
+            **{k: [tuple(x) for x in v] if isinstance(v, list) else v for k, v in saved["state"].items()}
+        )
         rng.bit_generator.state = saved["rng"]
         gen.set_state(saved["gen"])
+        sampler.set_state(saved["sampler"])
         torch.set_rng_state(saved["torch_rng"])
     obs, _ = env.reset(seed=seed + 1_000_000 + state.episode)
     ep_ret, ep_len = 0.0, 0
@@ -412,7 +393,7 @@ def train_sac(
         else:
             a = agent.actor.act(obs, generator=gen)
         obs2, r, term, trunc, _ = env.step(to_env_action(a, space))
-        buf.add(obs, a, float(r), obs2, bool(term), bool(trunc))
+        buf.add(obs, a, float(r), obs2, bool(term), bool(trunc), state.episode)
         ep_ret += float(r)
         ep_len += 1
         state.step += 1
@@ -423,7 +404,7 @@ def train_sac(
             obs, _ = env.reset(seed=seed + 1_000_000 + state.episode)
             ep_ret, ep_len = 0.0, 0
         if state.step >= config.start_steps and state.step % config.update_every == 0:
-            logs = agent.update(buf.sample(config.batch_size, rng))
+            logs = agent.update(buf.sample(config.batch_size, sampler))
         if state.step % config.log_every == 0 and logs and state.curve:
             bar.set_postfix(ret=f"{state.curve[-1][1]:.0f}", alpha=f"{float(logs['alpha']):.3f}", refresh=False)
         bar.update(1)
@@ -441,52 +422,48 @@ def train_sac(
             _write_curves(out_dir, state)
         if ckpt is not None and state.step % checkpoint_every == 0 and state.step < total_steps:
             state.cpu_seconds = time.process_time() - t0
-            _save_checkpoint(ckpt, agent, buf, state, rng, gen)
+            _save_checkpoint(ckpt, agent, buf, state, rng, gen, sampler)
             # a resumed run starts a fresh episode, as this one would after a restart
             obs, _ = env.reset(seed=seed + 1_000_000 + state.episode)
             if ep_len:
-                buf.truncations[buf.size - 1] = True
+                buf.storage.timeouts[buf.size - 1] = 1.0
             ep_ret, ep_len = 0.0, 0
     bar.close()
     state.cpu_seconds = time.process_time() - t0
     _write_curves(out_dir, state)
     if checkpoint_dir is not None:
         Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
-        np.savez(Path(checkpoint_dir) / "replay.npz", **buf.arrays())
-        _save_checkpoint(ckpt, agent, buf, state, rng, gen)
+        np.savez(Path(checkpoint_dir) / "replay.npz", **replay_arrays(buf))
+        _save_checkpoint(ckpt, agent, buf, state, rng, gen, sampler)
     env.close()
     return agent, buf, state
 
 
-class _MainAsSac(pickle.Unpickler):
-    """Unpickles checkpoints written by ``python -m iql_tutorial.sac`` (classes saved as ``__main__.X``)."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module == "__main__":
-            module = "iql_tutorial.sac"
-        return super().find_class(module, name)
-
-
-class _PickleShim:
-    Unpickler = _MainAsSac
-    load = staticmethod(pickle.load)
-
-
 def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
-    """A training checkpoint (agent, replay buffer, progress, RNG states), wherever it was written from."""
-    return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_PickleShim)
+    """A training checkpoint (agent, replay buffer, progress, RNG states): tensors and plain
+    containers only, loaded with ``weights_only=True`` (no pickled classes, no code)."""
+    return load_checkpoint(path)
 
 
-def _save_checkpoint(path: Path, agent: SAC, buf: ReplayBuffer, state: TrainState, rng: Any, gen: Any) -> None:
-    blob = {
-        "agent": agent.state_dict(),
-        "buffer": buf.arrays(),
-        "state": state,
-        "rng": rng.bit_generator.state,
-        "gen": gen.get_state(),
-        "torch_rng": torch.get_rng_state(),
-    }
-    atomic_write_bytes(path, lambda f: torch.save(blob, f))
+def _save_checkpoint(
+    path: Path, agent: SAC, buf: ReplayBuffer, state: TrainState, rng: Any, gen: Any, sampler: Any
+) -> None:
+    t = buf.filled()
+    save_checkpoint(
+        path,
+        {
+            "agent": agent.state_dict(),
+            "buffer": {
+                k: getattr(t, k).clone()
+                for k in ("obs", "actions", "rewards", "next_obs", "terminals", "timeouts", "episode_ids")
+            },  # fmt: skip
+            "state": asdict(state),
+            "rng": rng.bit_generator.state,
+            "gen": gen.get_state(),
+            "sampler": sampler.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        },
+    )
 
 
 def _write_curves(out_dir: Path, state: TrainState) -> None:

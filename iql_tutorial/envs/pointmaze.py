@@ -88,7 +88,7 @@ class MazeLayout:
         return int(pos[1] // self.cell_size), int(pos[0] // self.cell_size)
 
     def free_cells(self) -> list[tuple[int, int]]:
-        return [(int(i), int(j)) for i, j in zip(*np.nonzero(~self.walls))]
+        return [(int(i), int(j)) for i, j in zip(*np.nonzero(~self.walls), strict=True)]
 
     def distances_to(self, target: tuple[int, int]) -> np.ndarray:
         """Shortest path length (in cells, 4-connected) from every cell to ``target``; inf for walls."""

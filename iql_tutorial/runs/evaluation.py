@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from iql_tutorial.agent import IQLAgent
+from iql_tutorial.core.agent import IQLAgent
 from iql_tutorial.data.loader import ActionScaler, OfflineDataset, _flatten_obs
 
 
@@ -50,7 +50,13 @@ def evaluate(
     agent: IQLAgent, dataset: OfflineDataset, num_episodes: int = 10, seed: int = 0, epsilon: float = 0.0
 ) -> dict[str, float]:
     """Mean return, its standard deviation and, where the dataset has reference scores, the
-    normalized score 100 * (R - R_random) / (R_expert - R_random)."""
+    normalized score 100 * (R - R_random) / (R_expert - R_random).
+
+    A dataset that names no environment (``dataset.has_env`` is False: imported without ``--env``)
+    has nothing to evaluate in: a ``ValueError`` says so. Its runs are judged by the offline
+    diagnostics of :mod:`iql_tutorial.runs.diagnostics` instead."""
+    if not dataset.has_env:
+        dataset.make_env()  # raises the ValueError that says why and what to do
     returns = rollout_returns(agent, dataset.make_env, dataset.action_scaler, num_episodes, seed, epsilon)
     out = {"return_mean": float(returns.mean()), "return_std": float(returns.std())}
     if dataset.ref_min_score is not None and dataset.ref_max_score is not None:

@@ -30,13 +30,16 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from iql_tutorial.agent import IQLAgent
-from iql_tutorial.checkpoint import CsvLog, load_checkpoint, save_checkpoint
-from iql_tutorial.config import IQLConfig
-from iql_tutorial.data import OfflineDataset, Transitions, load_dataset
+from iql_tutorial.core.agent import IQLAgent
+from iql_tutorial.core.config import IQLConfig
+from iql_tutorial.data import OfflineDataset, load_dataset
+from iql_tutorial.data.buffer import ReplayBuffer
 from iql_tutorial.data.loader import _flatten_obs
-from iql_tutorial.evaluation import evaluate
-from iql_tutorial.train import EVAL_COLUMNS, TRAIN_COLUMNS
+from iql_tutorial.runs.checkpoint import CsvLog, load_checkpoint, save_checkpoint
+from iql_tutorial.runs.cli import add_fields, given
+from iql_tutorial.runs.evaluation import evaluate
+from iql_tutorial.runs.train import EVAL_COLUMNS, TRAIN_COLUMNS
+from iql_tutorial.speed.runner import MODES
 from iql_tutorial.utils import (
     atomic_write_text,
     progress_bar,
@@ -47,79 +50,31 @@ from iql_tutorial.utils import (
 )
 
 
-class ReplayBuffer:
-    """Transitions in preallocated device tensors: the offline data first, online data appended.
-
-    ``sample`` draws uniformly over everything stored so far, on the device.
-    """
-
-    def __init__(self, offline: Transitions, capacity: int) -> None:
-        if capacity < len(offline):
-            raise ValueError(f"capacity {capacity} is smaller than the offline data ({len(offline)} transitions).")
-        dev = offline.device
-
-        def alloc(t: Tensor) -> Tensor:
-            out = torch.zeros((capacity, *t.shape[1:]), dtype=t.dtype, device=dev)
-            out[: len(offline)] = t
-            return out
-
-        self.storage = Transitions(**{k: alloc(getattr(offline, k)) for k in Transitions.__dataclass_fields__})
-        self.offline_size = self.size = len(offline)
-        self.capacity = capacity
-
-    def __len__(self) -> int:
-        return self.size
-
-    @property
-    def device(self) -> torch.device:
-        return self.storage.device
-
-    def add(
-        self,
-        obs: np.ndarray,
-        action: np.ndarray,
-        reward: float,
-        next_obs: np.ndarray,
-        terminal: bool,
-        timeout: bool,
-        episode_id: int,
-    ) -> None:
-        if self.size >= self.capacity:
-            raise RuntimeError(f"Replay buffer full ({self.capacity} transitions); give a larger capacity.")
-        i, s = self.size, self.storage
-        s.obs[i] = torch.as_tensor(obs, dtype=s.obs.dtype)
-        s.actions[i] = torch.as_tensor(action, dtype=s.actions.dtype)
-        s.rewards[i] = float(reward)
-        s.next_obs[i] = torch.as_tensor(next_obs, dtype=s.next_obs.dtype)
-        s.terminals[i] = float(terminal)
-        s.timeouts[i] = float(timeout)
-        s.episode_ids[i] = episode_id
-        self.size += 1
-
-    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        idx = torch.randint(0, self.size, (batch_size,), device=self.device, generator=generator)
-        return self.storage.batch(idx)
-
-    def online_part(self) -> dict[str, Tensor]:
-        s, a, b = self.storage, self.offline_size, self.size
-        return {k: getattr(s, k)[a:b].cpu() for k in Transitions.__dataclass_fields__}
-
-    def restore_online_part(self, part: dict[str, Tensor]) -> None:
-        n = len(part["obs"])
-        for k, v in part.items():
-            getattr(self.storage, k)[self.offline_size : self.offline_size + n] = v.to(self.device)
-        self.size = self.offline_size + n
-
-
 @dataclass
 class FinetuneConfig:
-    """Online fine-tuning of an offline run (its folder holds run.json and checkpoint.pt)."""
+    """Online fine-tuning of an offline run (its folder holds run.json and checkpoint.pt).
+
+    Attributes:
+        offline_run: folder of a finished offline run (python -m iql_tutorial.train).
+        online_steps: environment steps to collect online.
+        out: fine-tuning folder (default: the offline folder's name + "-online").
+        seed: seeds the sampler, the policy's actions and every episode's reset.
+        device: auto, cpu or cuda[:N].
+        mode: how each update runs: auto, eager, compile or cuda-graph (see the trainer).
+        resume: continue the run in out (bit-identical on a CPU).
+        updates_per_step: IQL updates after every environment step.
+        eval_every: evaluate every this many environment steps.
+        eval_episodes: deterministic evaluation episodes (0 disables evaluation).
+        log_every: write a train_log.csv row every this many environment steps.
+        checkpoint_every: checkpoint at the first episode end after this many environment steps.
+    """
 
     offline_run: str
     online_steps: int = 100_000
     out: str | None = None
     seed: int = 0
     device: str = "auto"
+    mode: str = "auto"
     resume: bool = False
     updates_per_step: int = 1
     eval_every: int = 5_000
@@ -161,7 +116,7 @@ def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progres
     offline_run = json.loads((offline_dir / "run.json").read_text())
     identity = {
         "offline_run": str(offline_dir.resolve()),
-        **{k: v for k, v in asdict(cfg).items() if k not in ("offline_run", "out", "resume", "device")},
+        **{k: v for k, v in asdict(cfg).items() if k not in ("offline_run", "out", "resume", "device", "mode")},
     }
     ckpt = None
     if (out / "run.json").exists():
@@ -182,7 +137,7 @@ def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progres
         dataset = load_dataset(offline_run["dataset"], device=device, reward_norm=offline_run["reward_norm"])
     offline_ckpt = load_checkpoint(offline_dir / "checkpoint.pt")
     iql = IQLConfig.from_dict({**offline_ckpt["agent"]["config"], "cosine_actor_lr": False})
-    agent = IQLAgent(dataset.obs_dim, dataset.act_dim, iql, device)
+    agent = IQLAgent(dataset.obs_dim, dataset.act_dim, iql, device, mode=cfg.mode)
     agent.load_full_state(offline_ckpt["agent"])
     # The offline cosine schedule ends at a learning rate of 0: the online phase runs the actor
     # at its base learning rate again (the critics and value never decayed).
@@ -277,21 +232,10 @@ def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progres
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m iql_tutorial.finetune", description=__doc__.split("\n\n")[0])
-    p.add_argument("--offline-run", required=True, help="folder of an offline run (python -m iql_tutorial.train)")
-    p.add_argument("--online-steps", type=int, default=100_000)
-    p.add_argument("--out", default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--updates-per-step", type=int, default=1)
-    p.add_argument("--eval-every", type=int, default=5_000)
-    p.add_argument("--eval-episodes", type=int, default=10)
-    p.add_argument("--log-every", type=int, default=1_000)
-    p.add_argument("--checkpoint-every", type=int, default=5_000)
-    a = vars(p.parse_args(argv))
+    add_fields(p, FinetuneConfig, required=("offline_run",), choices={"mode": MODES})
     try:
-        result = finetune(FinetuneConfig(**{k.replace("-", "_"): v for k, v in a.items()}))
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        result = finetune(FinetuneConfig(**given(p.parse_args(argv), FinetuneConfig)))
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"done: {result.out}; evaluations:\n{result.eval_log.to_string(index=False)}")

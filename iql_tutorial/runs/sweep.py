@@ -9,12 +9,16 @@ run, the evaluation curves of every finished run are gathered into ``<results>/<
 (one row per evaluation) and ``<results>/<name>.json`` records, per run, the exact command, the
 commit, the hardware and the wall time. The final chapter reads those two files.
 
-Budget: the paper trains 1,000,000 gradient steps, which is the default on a GPU. On a CPU the
-default is ``CPU_STEPS`` = 10,000 (1% of the paper's budget, 3 to 6 minutes per run on 2 cores,
-about 2 hours for the default sweep); pass ``--steps`` to choose. Evaluation follows the paper:
-10 episodes of the deterministic policy.
+Budget: the trainer's ``default_steps`` (the paper's 1,000,000 gradient steps on a GPU, 100,000 on
+a CPU); pass ``--steps`` to choose. Evaluation follows the paper: 10 episodes of the deterministic
+policy. From Python: ``run_sweep(SweepConfig(datasets=[...], seeds=[0, 1, 2], steps=100_000))``.
 
-The committed results under ``data/results`` were made with (1 torch thread per process)::
+The default sweep (medium-replay on the three MuJoCo tasks and the U-maze, 100,000 steps, IQL and
+BC, 3 seeds) is committed as ``medium-replay-100k``, made with (1 torch thread per process)::
+
+    python -m iql_tutorial.results --name medium-replay-100k --steps 100000 --eval-every 10000
+
+The earlier 10,000-step results under ``data/results`` were made with::
 
     python -m iql_tutorial.results --name small-cpu --steps 10000 --eval-every 1000 \
         --datasets iqlbook/pendulum/medium-replay-v0 iqlbook/pointmaze/umaze-v0 iqlbook/pendulum/medium-v0
@@ -26,6 +30,27 @@ The committed results under ``data/results`` were made with (1 torch thread per 
 and the fine-tuning curves with ``run_finetune_sweep(DATASETS, [0, 1, 2], 10000, 3000, name=NAME,
 eval_every=1000)`` for Pendulum medium-replay and the U-maze (``small-cpu``) and for HalfCheetah
 medium-replay (``mujoco-cpu``).
+
+Sweeps that outgrow one machine: ``--ray`` runs each (dataset, policy, seed) as a Ray task
+(``ray_sweep``; ``pip install 'iql_tutorial[ray]'``) asking for one GPU when the cluster has GPUs,
+else one CPU. The resume rules and the two gathered files are those of the loop above: this
+process (the driver) writes them as runs finish, in the same seed-major order. ``--ray`` alone
+starts a Ray instance on this machine (all its cores or GPUs, one run each); on a cluster::
+
+    ray start --head --port 6379                  # on one node, the head
+    ray start --address HEAD:6379                 # on every other node (HEAD: the head's address)
+    python -m iql_tutorial.results --ray auto --runs /shared/iql/runs --steps 1000000 ...  # on the head
+
+``--runs`` must be on a filesystem that every node mounts at the same path (NFS, Lustre, ...): a
+task may run on any node and continues whatever run folder an earlier task left there (finished:
+skipped; killed: resumed from its checkpoint; a task whose node dies is retried by Ray and resumes
+the same way; ``--results`` is written by the driver only). Every node also needs this package (same commit) and its Python packages installed,
+and the datasets: ``MINARI_DATASETS_PATH`` as the driver sees it is passed to the tasks, so point
+it at a shared folder too. Pass ``--steps`` explicitly when the driver's machine has no GPU (the
+default budget is chosen from the driver's device) and use ``--device auto`` or ``cuda`` (Ray
+picks each task's GPU). Ray enables token authentication by default: every node and the driver
+need the head's token (``ray get-auth-token`` on the head; copy ``~/.ray/auth_token`` or set
+``RAY_AUTH_TOKEN``). Fine-tuning (``--finetune-steps``) still runs in the driver's process.
 """
 
 from __future__ import annotations
@@ -37,25 +62,98 @@ import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
-from iql_tutorial.checkpoint import load_checkpoint
-from iql_tutorial.train import TrainConfig, train
+from iql_tutorial.core.config import POLICY_MODES
+from iql_tutorial.runs.checkpoint import load_checkpoint
+from iql_tutorial.runs.cli import add_fields, field_docs, given
+from iql_tutorial.runs.train import TrainConfig, default_steps, preset_config, train
+from iql_tutorial.speed.runner import MODES
 from iql_tutorial.utils import resolve_device
 
 DEFAULT_DATASETS = [
-    "iqlbook/hopper/medium-v0",
     "iqlbook/hopper/medium-replay-v0",
-    "iqlbook/halfcheetah/medium-v0",
     "iqlbook/halfcheetah/medium-replay-v0",
+    "iqlbook/walker2d/medium-replay-v0",
+    "iqlbook/pointmaze/umaze-v0",
 ]
-GPU_STEPS = 1_000_000
-CPU_STEPS = 10_000
-RESULTS_DIR = Path(__file__).resolve().parents[1] / "data" / "results"
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "data" / "results"
+
+
+@dataclass
+class SweepConfig:
+    """Every (dataset, policy, seed) run of a sweep, and where its results go.
+
+    Attributes:
+        datasets: Minari dataset ids.
+        seeds: one run per seed.
+        policies: awr (IQL) and/or bc (the behaviour-cloning baseline).
+        steps: gradient steps per run; None: the trainer's default (``default_steps``).
+        runs: folder of the run folders (one per dataset, policy and seed).
+        results: folder of the gathered <name>.csv and <name>.json.
+        name: file stem of the gathered results.
+        device: auto, cpu or cuda[:N].
+        mode: how each update runs: auto, eager, compile or cuda-graph.
+        eval_every: evaluate every this many steps; None: steps / 10.
+        eval_episodes: deterministic evaluation episodes per evaluation.
+        finetune_steps: then fine-tune each IQL run online for this many environment steps (0: no).
+        iql_overrides: IQLConfig fields set on top of each dataset's preset (e.g. small networks).
+        ray: run each run as a Ray task: local (what --ray alone means) starts a Ray instance on
+            this machine, auto connects to the running cluster, HOST:6379 to that one; None: one
+            run after another in this process. --runs must be a folder every node sees.
+    """
+
+    datasets: list[str] = field(default_factory=lambda: list(DEFAULT_DATASETS))
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    policies: list[str] = field(default_factory=lambda: ["awr", "bc"])
+    steps: int | None = None
+    runs: str = "runs/results"
+    results: str = str(RESULTS_DIR)
+    name: str = "sweep"
+    device: str = "auto"
+    mode: str = "auto"
+    eval_every: int | None = None
+    eval_episodes: int = 10
+    finetune_steps: int = 0
+    iql_overrides: dict[str, Any] = field(default_factory=dict)
+    ray: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.steps is None:
+            self.steps = default_steps(self.device)
+        if self.eval_every is None:
+            self.eval_every = max(self.steps // 10, 1)
+        bad = [p for p in self.policies if p not in POLICY_MODES]
+        if bad:
+            raise ValueError(f"SweepConfig.policies: {bad} are not among {POLICY_MODES}.")
+
+    def run_config(self, dataset: str, policy: str, seed: int) -> TrainConfig:
+        """The ``TrainConfig`` of one run of the sweep."""
+        out = Path(self.runs) / run_tag(dataset, policy, seed)
+        assert self.eval_every is not None
+        return TrainConfig(
+            dataset=dataset,
+            steps=self.steps,
+            device=self.device,
+            mode=self.mode,
+            seed=seed,
+            out=str(out),
+            resume=out.exists(),
+            eval_every=self.eval_every,
+            eval_episodes=self.eval_episodes,
+            log_every=max(self.eval_every // 5, 1),
+            checkpoint_every=self.eval_every,
+            iql=preset_config(dataset, policy=policy, **self.iql_overrides),
+        )
+
+
+def run_tag(dataset: str, policy: str, seed: int) -> str:
+    return f"{dataset.replace('/', '_')}-{policy}-seed{seed}"
 
 
 def commit_id() -> str:
@@ -83,74 +181,81 @@ def _finished(out: Path, steps: int) -> bool:
     return ckpt.exists() and int(load_checkpoint(ckpt).get("step", 0)) >= steps
 
 
-def run_sweep(
-    datasets: list[str],
-    seeds: list[int],
-    steps: int,
-    policies: tuple[str, ...] = ("awr", "bc"),
-    runs_dir: str | Path = "runs/results",
-    results_dir: str | Path = RESULTS_DIR,
-    name: str = "sweep",
-    device: str = "auto",
-    eval_every: int | None = None,
-    eval_episodes: int = 10,
-    extra_iql: dict[str, Any] | None = None,
-    progress: bool = True,
-    compile: bool = False,
-) -> pd.DataFrame:
-    """Train every (dataset, policy, seed) and gather the evaluation curves; see module docstring."""
-    dev = resolve_device(device)
-    results_dir, runs_dir = Path(results_dir), Path(runs_dir)
+def sweep_run(
+    cfg: SweepConfig, dataset: str, policy: str, seed: int, progress: bool = True
+) -> tuple[pd.DataFrame, dict[str, Any] | None]:
+    """One run of the sweep, in whatever process runs it (this one, or a Ray worker): train it
+    unless it finished (a killed run resumes from its checkpoint), then return its evaluation
+    rows (``dataset``, ``policy`` and ``seed`` columns first) and, if it trained now, its
+    ``<name>.json`` entry (command, commit, hardware, wall time); None if it had finished."""
+    run = cfg.run_config(dataset, policy, seed)  # here, not in the driver: resume= sees the folder now
+    out = Path(str(run.out))
+    entry = None
+    if not _finished(out, int(cfg.steps or 0)):
+        t0 = time.perf_counter()
+        result = train(run, progress=progress)
+        cmd = (
+            f"python -m iql_tutorial.train --dataset {dataset} --steps {cfg.steps} --seed {seed} "
+            f"--policy {policy} --eval-every {cfg.eval_every} --eval-episodes {cfg.eval_episodes} "
+            f"--mode {result.agent.mode} --out {shlex.quote(str(out))}"
+            + "".join(f" --{k.replace('_', '-')} {_flag(v)}" for k, v in cfg.iql_overrides.items())
+        )
+        entry = {
+            "command": cmd,
+            "commit": commit_id(),
+            "hardware": hardware(resolve_device(cfg.device)),
+            "wall_s_this_session": round(time.perf_counter() - t0, 1),
+            "wall_s_total": round(result.wall_s, 1),
+            "steps": cfg.steps,
+        }
+    log = pd.read_csv(out / "eval_log.csv")
+    log.insert(0, "seed", seed)
+    log.insert(0, "policy", "IQL" if policy == "awr" else "BC")
+    log.insert(0, "dataset", dataset)
+    return log, entry
+
+
+def sweep_keys(cfg: SweepConfig) -> list[tuple[str, str, int]]:
+    """The (dataset, policy, seed) of every run, seed-major: every (dataset, policy) gets its
+    first seed before any gets its second, so a sweep stopped early still covers every cell of the
+    table. The gathered CSV keeps this order whichever run finishes first."""
+    return [(ds, policy, seed) for seed in cfg.seeds for ds in cfg.datasets for policy in cfg.policies]
+
+
+def run_sweep(cfg: SweepConfig, progress: bool = True) -> pd.DataFrame:
+    """Train every (dataset, policy, seed) and gather the evaluation curves; see module docstring.
+
+    The runs go one after another in this process, or, with ``cfg.ray``, as Ray tasks
+    (``ray_sweep``); either way this process writes ``<name>.csv`` and ``<name>.json`` after each
+    finished run, in ``sweep_keys`` order, so both paths write the same files."""
+    results_dir = Path(cfg.results)
     results_dir.mkdir(parents=True, exist_ok=True)
-    meta_path = results_dir / f"{name}.json"
+    meta_path = results_dir / f"{cfg.name}.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"runs": {}}
-    eval_every = eval_every or max(steps // 10, 1)
-    frames = []
-    # seed-major: every (dataset, policy) gets its first seed before any gets its second, so a
-    # sweep stopped early still covers every cell of the table
-    for seed in seeds:
-        for ds in datasets:
-            for policy in policies:
-                tag = f"{ds.replace('/', '_')}-{policy}-seed{seed}"
-                out = runs_dir / tag
-                cfg = TrainConfig(
-                    dataset=ds,
-                    steps=steps,
-                    device=str(dev),
-                    seed=seed,
-                    out=str(out),
-                    resume=out.exists(),
-                    eval_every=eval_every,
-                    eval_episodes=eval_episodes,
-                    log_every=max(eval_every // 5, 1),
-                    checkpoint_every=eval_every,
-                    iql={"policy": policy, **(extra_iql or {})},
-                    compile=compile,
-                )
-                if not _finished(out, steps):
-                    t0 = time.perf_counter()
-                    result = train(cfg, progress=progress)
-                    cmd = (
-                        f"python -m iql_tutorial.train --dataset {ds} --steps {steps} --seed {seed} --policy {policy} "
-                        f"--eval-every {eval_every} --eval-episodes {eval_episodes} --out {shlex.quote(str(out))}"
-                        + (" --compile" if compile else "")
-                    )
-                    meta["runs"][tag] = {
-                        "command": cmd,
-                        "commit": commit_id(),
-                        "hardware": hardware(dev),
-                        "wall_s_this_session": round(time.perf_counter() - t0, 1),
-                        "wall_s_total": round(result.wall_s, 1),
-                        "steps": steps,
-                    }
-                    meta_path.write_text(json.dumps(meta, indent=2))
-                log = pd.read_csv(out / "eval_log.csv")
-                log.insert(0, "seed", seed)
-                log.insert(0, "policy", "IQL" if policy == "awr" else "BC")
-                log.insert(0, "dataset", ds)
-                frames.append(log)
-                pd.concat(frames).to_csv(results_dir / f"{name}.csv", index=False)
-    return pd.concat(frames, ignore_index=True)
+    keys = sweep_keys(cfg)
+    tags = [run_tag(*key) for key in keys]
+    done: dict[tuple[str, str, int], pd.DataFrame] = {}
+
+    def record(key: tuple[str, str, int], log: pd.DataFrame, entry: dict[str, Any] | None) -> None:
+        done[key] = log
+        if entry is not None:
+            runs = {**meta["runs"], run_tag(*key): entry}
+            meta["runs"] = {t: runs[t] for t in tags if t in runs} | {t: v for t, v in runs.items() if t not in tags}
+            meta_path.write_text(json.dumps(meta, indent=2))
+        pd.concat([done[k] for k in keys if k in done]).to_csv(results_dir / f"{cfg.name}.csv", index=False)
+
+    if cfg.ray is None:
+        for key in keys:
+            record(key, *sweep_run(cfg, *key, progress=progress))
+    else:
+        from iql_tutorial.runs.ray_sweep import run_on_ray  # Ray is imported only here
+
+        run_on_ray(cfg, keys, record, progress=progress)
+    return pd.concat([done[k] for k in keys], ignore_index=True)
+
+
+def _flag(v: Any) -> str:
+    return " ".join(str(x) for x in v) if isinstance(v, (list, tuple)) else str(v)
 
 
 def run_finetune_sweep(
@@ -167,7 +272,7 @@ def run_finetune_sweep(
 ) -> pd.DataFrame:
     """Fine-tune online each finished offline IQL run of ``run_sweep`` (same folders), then
     gather the curves into ``<results>/<name>-finetune.csv``: step 0 is the offline policy."""
-    from iql_tutorial.finetune import FinetuneConfig, finetune
+    from iql_tutorial.runs.finetune import FinetuneConfig, finetune
 
     results_dir, runs_dir = Path(results_dir), Path(runs_dir)
     meta_path = results_dir / f"{name}-finetune.json"
@@ -225,42 +330,18 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m iql_tutorial.results", description=__doc__.split("\n\n")[0])
-    p.add_argument("--datasets", nargs="+", default=DEFAULT_DATASETS)
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--steps", type=int, default=None, help=f"default {GPU_STEPS} on a GPU, {CPU_STEPS} on a CPU")
-    p.add_argument("--policies", nargs="+", default=["awr", "bc"], choices=["awr", "bc"])
-    p.add_argument("--runs", default="runs/results")
-    p.add_argument("--results", default=str(RESULTS_DIR))
-    p.add_argument("--name", default="sweep")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--eval-every", type=int, default=None)
-    p.add_argument("--eval-episodes", type=int, default=10)
-    p.add_argument(
-        "--compile", action="store_true", help="the whole update compiled (train --compile): faster on a CPU"
-    )
-    p.add_argument(
-        "--finetune-steps", type=int, default=0, help="then fine-tune each IQL run online for this many env steps"
-    )
-    a = p.parse_args(argv)
-    steps = a.steps or (GPU_STEPS if resolve_device(a.device).type == "cuda" else CPU_STEPS)
+    add_fields(p, SweepConfig, skip=("iql_overrides", "ray"), choices={"mode": MODES})
+    # the one flag cli.add_fields cannot make: --ray alone (nargs="?") starts a local Ray instance
+    p.add_argument("--ray", nargs="?", const="local", default=argparse.SUPPRESS, metavar="ADDRESS", dest="ray",
+                   help=field_docs(SweepConfig)["ray"] + " (default: None)")  # fmt: skip
     try:
-        frame = run_sweep(
-            a.datasets,
-            a.seeds,
-            steps,
-            tuple(a.policies),
-            a.runs,
-            a.results,
-            a.name,
-            a.device,
-            a.eval_every,
-            a.eval_episodes,
-            compile=a.compile,
-        )
-        if a.finetune_steps > 0:
+        cfg = SweepConfig(**given(p.parse_args(argv), SweepConfig))
+        frame = run_sweep(cfg)
+        if cfg.finetune_steps > 0:
             online = run_finetune_sweep(
-                a.datasets, a.seeds, steps, a.finetune_steps, a.runs, a.results, a.name, eval_episodes=a.eval_episodes
-            )
+                cfg.datasets, cfg.seeds, int(cfg.steps or 0), cfg.finetune_steps, cfg.runs, cfg.results, cfg.name,
+                eval_episodes=cfg.eval_episodes,
+            )  # fmt: skip
             print(online.groupby(["dataset", "step"])["score_mean" if "score_mean" in online else "return_mean"].mean())
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -6,12 +6,16 @@ Command line::
 
 Python::
 
-    from iql_tutorial.train import TrainConfig, train
+    from iql_tutorial.runs.train import TrainConfig, train
     result = train(TrainConfig(dataset="iqlbook/pendulum/medium-replay-v0", steps=20_000))
 
 A run folder holds ``run.json`` (the configuration), ``checkpoint.pt`` (written atomically),
-``train_log.csv`` (losses every ``log_every`` steps) and ``eval_log.csv`` (returns and
-normalized scores every ``eval_every`` steps). ``resume=True`` continues a killed run; on the
+``train_log.csv`` (losses every ``log_every`` steps), ``eval_log.csv`` (returns and
+normalized scores every ``eval_every`` steps) and ``diag_log.csv`` (offline diagnostics on
+held-out episodes every ``eval_every`` steps: see :mod:`iql_tutorial.runs.diagnostics`).
+``val_fraction`` of the episodes (whole episodes, chosen by the seed) are held out of training for
+those diagnostics. A dataset that names no environment (imported without ``--env``) is trained
+all the same, with diagnostics and no evaluation. ``resume=True`` continues a killed run; on the
 CPU the result is bit-identical to a run that was never interrupted.
 """
 
@@ -23,19 +27,21 @@ import json
 import re
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
-from iql_tutorial.agent import IQLAgent
-from iql_tutorial.checkpoint import CsvLog, load_checkpoint, save_checkpoint
-from iql_tutorial.config import IQLConfig
-from iql_tutorial.data import OfflineDataset, load_dataset
-from iql_tutorial.evaluation import evaluate
-from iql_tutorial.fast import StepRunner
+from iql_tutorial.core.agent import IQLAgent
+from iql_tutorial.core.config import POLICY_MODES, PRIORITIES, UPDATE_ORDERS, IQLConfig
+from iql_tutorial.data import OfflineDataset, Transitions, load_dataset
+from iql_tutorial.runs.checkpoint import CsvLog, load_checkpoint, save_checkpoint
+from iql_tutorial.runs.cli import add_fields, given
+from iql_tutorial.runs.diagnostics import DIAG_COLUMNS, offline_diagnostics, split_episodes
+from iql_tutorial.runs.evaluation import evaluate
+from iql_tutorial.speed.runner import MODES, StepRunner
 from iql_tutorial.utils import (
     atomic_write_text,
     progress_bar,
@@ -56,7 +62,18 @@ TRAIN_COLUMNS = [
     "actor_lr",
     "wall_s",
 ]
+REWARD_NORMS = ("none", "locomotion", "shift")
 EVAL_COLUMNS = ["step", "return_mean", "return_std", "score_mean", "score_std", "wall_s"]
+
+
+GPU_STEPS = 1_000_000  # the paper's budget
+CPU_STEPS = 100_000  # 10% of it: about 10 minutes of the compiled step on one core of a 2-core VM
+
+
+def default_steps(device: str | torch.device = "auto") -> int:
+    """The one place that decides the default budget: the paper's 1,000,000 gradient steps on a
+    GPU, ``CPU_STEPS`` on a CPU. The trainer, the sweep and the Makefile all use it."""
+    return GPU_STEPS if resolve_device(str(device)).type == "cuda" else CPU_STEPS
 
 
 def preset_for(dataset_id: str) -> dict[str, Any]:
@@ -67,13 +84,41 @@ def preset_for(dataset_id: str) -> dict[str, Any]:
     return {"expectile": 0.7, "beta": 3.0, "reward_norm": "locomotion"}
 
 
+def preset_config(dataset_id: str, **overrides: Any) -> IQLConfig:
+    """The dataset's preset ``IQLConfig`` (``preset_for``), with ``overrides`` on top."""
+    p = preset_for(dataset_id)
+    return IQLConfig(**{"expectile": p["expectile"], "beta": p["beta"], **overrides})
+
+
 @dataclass
 class TrainConfig:
-    """One training run. ``iql`` fields left as ``None`` in ``overrides`` come from the preset."""
+    """One training run.
+
+    Attributes:
+        dataset: Minari dataset id (python -m iql_tutorial.data list).
+        steps: gradient steps; None: 1,000,000 on a GPU (the paper), 100,000 on a CPU (``default_steps``).
+        device: auto, cpu or cuda[:N].
+        mode: how each update runs: auto (the fastest here), eager, compile or cuda-graph.
+        seed: seeds the networks, the sampler and the evaluation episodes.
+        out: run folder (default runs/<dataset>-<policy>-seed<seed>).
+        resume: continue the run in out (bit-identical on a CPU).
+        reward_norm: none, locomotion or shift; None: the dataset's preset.
+        eval_every: evaluate every this many steps (and at the last step).
+        eval_episodes: deterministic evaluation episodes (0 disables evaluation).
+        log_every: write a train_log.csv row every this many steps.
+        checkpoint_every: write checkpoint.pt every this many steps (and at the last step).
+        val_fraction: fraction of the dataset's episodes (whole episodes, chosen by the seed) held
+            out of training for the offline diagnostics in diag_log.csv, written every eval_every
+            steps; 0 trains on every episode and writes no diagnostics.
+        iql: the learner's hyperparameters; None: the dataset's preset (``preset_config``: mazes
+            use expectile 0.9 and beta 10). An explicit config is used as given. Its
+            ``total_steps`` (the cosine schedule's length) is always set to ``steps``.
+    """
 
     dataset: str
-    steps: int = 1_000_000
+    steps: int | None = None
     device: str = "auto"
+    mode: str = "auto"
     seed: int = 0
     out: str | None = None
     resume: bool = False
@@ -82,26 +127,40 @@ class TrainConfig:
     eval_episodes: int = 10
     log_every: int = 1_000
     checkpoint_every: int = 10_000
-    iql: dict[str, Any] = field(default_factory=dict)
-    compile: bool = False
-    cuda_graph: bool = False
-    bf16: bool = False
+    val_fraction: float = 0.05
+    iql: IQLConfig | None = None
 
     def __post_init__(self) -> None:
+        if self.iql is not None and not isinstance(self.iql, IQLConfig):
+            raise TypeError(
+                f"TrainConfig.iql must be an IQLConfig (or None for the dataset's preset), not "
+                f"{type(self.iql).__name__}: write iql=IQLConfig(...) or iql=preset_config(dataset, ...)."
+            )
+        if self.steps is None:
+            self.steps = default_steps(self.device)
         for name in ("steps", "eval_every", "log_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)} must be a positive integer.")
         if self.eval_episodes < 0:
             raise ValueError(f"TrainConfig.eval_episodes={self.eval_episodes} must be >= 0 (0 disables evaluation).")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(
+                f"TrainConfig.val_fraction={self.val_fraction} must lie in [0, 1): the fraction of episodes held "
+                "out for the offline diagnostics (0 disables them)."
+            )
+        if self.reward_norm is not None and self.reward_norm not in REWARD_NORMS:
+            raise ValueError(f"TrainConfig.reward_norm={self.reward_norm!r}: choose one of {REWARD_NORMS} or None.")
+        if self.mode not in MODES:
+            raise ValueError(f"TrainConfig.mode={self.mode!r}: choose one of {MODES}.")
         if self.out is None:
             name = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.dataset)
-            policy = self.iql.get("policy", "awr")
+            policy = self.iql.policy if self.iql is not None else "awr"
             self.out = str(Path("runs") / f"{name}-{'iql' if policy == 'awr' else policy}-seed{self.seed}")
 
     def iql_config(self) -> IQLConfig:
-        preset = preset_for(self.dataset)
-        kwargs = {"expectile": preset["expectile"], "beta": preset["beta"], **self.iql, "total_steps": self.steps}
-        return IQLConfig(**kwargs)
+        """The learner's config: ``iql`` (or the preset) with ``total_steps = steps``."""
+        base = self.iql if self.iql is not None else preset_config(self.dataset)
+        return dataclasses.replace(base, total_steps=self.steps)
 
     def resolved_reward_norm(self) -> str:
         return self.reward_norm or preset_for(self.dataset)["reward_norm"]
@@ -116,6 +175,7 @@ class TrainConfig:
             "iql": self.iql_config().to_dict(),
             "eval_every": self.eval_every,
             "eval_episodes": self.eval_episodes,
+            "val_fraction": self.val_fraction,
         }
 
 
@@ -127,11 +187,15 @@ class TrainResult:
     train_log: pd.DataFrame
     eval_log: pd.DataFrame
     wall_s: float
+    diag_log: pd.DataFrame = dataclasses.field(default_factory=lambda: pd.DataFrame(columns=DIAG_COLUMNS))
+    validation: Transitions | None = None  # the held-out episodes (None: val_fraction = 0)
 
 
 def _check_out_dir(out: Path, cfg: TrainConfig) -> dict[str, Any] | None:
     """Refuse to write into a folder that holds another run; return the checkpoint to resume."""
     ckpt_path, run_path = out / "checkpoint.pt", out / "run.json"
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is an existing file, not a folder; choose another --out.")
     if out.exists() and any(out.iterdir()) and not run_path.exists():
         raise FileExistsError(
             f"Output folder {out} is not empty and holds no run of this package; refusing to write into it. "
@@ -140,6 +204,12 @@ def _check_out_dir(out: Path, cfg: TrainConfig) -> dict[str, Any] | None:
     if not run_path.exists():
         return None
     previous = json.loads(run_path.read_text())
+    if isinstance(previous.get("iql"), dict):  # fields added since that run keep their defaults
+        try:
+            previous["iql"] = IQLConfig.from_dict(previous["iql"]).to_dict()
+        except (TypeError, ValueError):
+            pass
+    previous.setdefault("val_fraction", 0.0)  # runs from before the held-out split trained on everything
     if not cfg.resume:
         raise FileExistsError(
             f"Output folder {out} already holds a run (dataset {previous.get('dataset')}, seed {previous.get('seed')}). "
@@ -171,29 +241,40 @@ def train(cfg: TrainConfig, dataset: OfflineDataset | None = None, progress: boo
             f"{iql.reward_dim} (reward_weights={iql.reward_weights}). Give one reward weight per dimension."
         )
     dataset.transitions.check_finite(f"Dataset {cfg.dataset}")
-    # --compile: the whole update as one compiled function (joint order); the sequential order
-    # has three backward passes by design and runs eagerly; with --cuda-graph the captured losses are compiled
-    whole = cfg.compile and not cfg.cuda_graph and iql.update_order == "joint"
-    agent = IQLAgent(dataset.obs_dim, dataset.act_dim, iql, device, compile=cfg.compile and not whole)
+    train_data, val_data = split_episodes(dataset.transitions, cfg.val_fraction, cfg.seed)  # own RNG stream
+    evaluating = cfg.eval_episodes > 0 and dataset.has_env
+    if cfg.eval_episodes > 0 and not dataset.has_env:  # said once, whatever progress is
+        held = (
+            f"offline diagnostics on {int(val_data.episode_ids.unique().numel())} held-out episode(s) go to "
+            f"{out / 'diag_log.csv'}"
+            if val_data is not None
+            else "val_fraction=0 (or a single episode) holds nothing out, so only train_log.csv is written"
+        )
+        print(f"note: dataset {cfg.dataset} names no environment, so there is no online evaluation; {held}.",
+              file=sys.stderr)  # fmt: skip
+    agent = IQLAgent(dataset.obs_dim, dataset.act_dim, iql, device, mode=cfg.mode)
+    if progress and agent.mode_note:
+        print(f"note: {agent.mode_note}", file=sys.stderr)
     sampler = torch.Generator(device=device)
     sampler.manual_seed(cfg.seed)
     train_log, eval_log = CsvLog(out / "train_log.csv", TRAIN_COLUMNS), CsvLog(out / "eval_log.csv", EVAL_COLUMNS)
+    diag_log = CsvLog(out / "diag_log.csv", DIAG_COLUMNS)
     start, wall_offset = 0, 0.0
     if ckpt is not None:
         agent.load_full_state(ckpt["agent"])
         sampler.set_state(ckpt["sampler"])
         set_rng_state(ckpt["rng"])
         start, wall_offset = int(ckpt["step"]), float(ckpt.get("wall_s", 0.0))
-        train_log.truncate_after(start)
-        eval_log.truncate_after(start)
+        for log in (train_log, eval_log, diag_log):
+            log.truncate_after(start)
     else:
         out.mkdir(parents=True, exist_ok=True)
-        for log in (train_log, eval_log):
+        for log in (train_log, eval_log, diag_log):
             log.path.unlink(missing_ok=True)
         atomic_write_text(out / "run.json", json.dumps(cfg.identity(), indent=2))
 
     t0 = time.perf_counter() - wall_offset
-    runner = StepRunner(agent, dataset.transitions, sampler, cuda_graph=cfg.cuda_graph, bf16=cfg.bf16, whole_step=whole)
+    runner = StepRunner(agent, train_data, sampler)
     bar = progress_bar(cfg.steps, start, f"{iql.policy} {cfg.dataset}", "step", progress)
     s = start
     while s < cfg.steps:
@@ -214,7 +295,9 @@ def train(cfg: TrainConfig, dataset: OfflineDataset | None = None, progress: boo
                 pi=f"{row['actor_loss']:.3g}",
                 refresh=False,
             )
-        if cfg.eval_episodes > 0 and (s % cfg.eval_every == 0 or s == cfg.steps):
+        if val_data is not None and (s % cfg.eval_every == 0 or s == cfg.steps):  # host sync: logging only
+            diag_log.append({**offline_diagnostics(agent, val_data), "step": s, "wall_s": time.perf_counter() - t0})
+        if evaluating and (s % cfg.eval_every == 0 or s == cfg.steps):
             last_eval = evaluate(agent, dataset, cfg.eval_episodes, seed=cfg.seed * 100_003 + s)
             eval_log.append({**last_eval, "step": s, "wall_s": time.perf_counter() - t0})
             bar.set_postfix(score=f"{last_eval.get('score_mean', last_eval['return_mean']):.1f}", refresh=False)
@@ -230,65 +313,26 @@ def train(cfg: TrainConfig, dataset: OfflineDataset | None = None, progress: boo
             save_checkpoint(out / "checkpoint.pt", state)
     bar.close()
 
-    return TrainResult(out, agent, dataset, train_log.frame(), eval_log.frame(), time.perf_counter() - t0)
+    return TrainResult(out, agent, dataset, train_log.frame(), eval_log.frame(), time.perf_counter() - t0,
+                       diag_log.frame(), val_data)  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every ``TrainConfig`` field and every ``IQLConfig`` field (except ``total_steps``, which is
+    ``--steps``) as a flag; help texts and defaults come from the dataclasses."""
+    p = argparse.ArgumentParser(prog="python -m iql_tutorial.train", description=__doc__.split("\n\n")[0])
+    add_fields(p, TrainConfig, skip=("iql",), required=("dataset",),
+               choices={"mode": MODES, "reward_norm": REWARD_NORMS})  # fmt: skip
+    g = p.add_argument_group("IQL hyperparameters (IQLConfig; unset ones come from the dataset's preset)")
+    add_fields(g, IQLConfig, skip=("total_steps",),
+               choices={"update_order": UPDATE_ORDERS, "policy": POLICY_MODES, "priority": PRIORITIES})  # fmt: skip
+    return p
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    p = argparse.ArgumentParser(prog="python -m iql_tutorial.train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", required=True, help="Minari dataset id (python -m iql_tutorial.data list)")
-    p.add_argument("--steps", type=int, default=1_000_000, help="gradient steps (paper: 1,000,000)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="run folder (default runs/<dataset>-<policy>-seed<S>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--reward-norm", choices=["none", "locomotion", "shift"], default=None)
-    p.add_argument("--eval-every", type=int, default=5_000)
-    p.add_argument("--eval-episodes", type=int, default=10)
-    p.add_argument("--log-every", type=int, default=1_000)
-    p.add_argument("--checkpoint-every", type=int, default=10_000)
-    p.add_argument("--expectile", type=float, default=None, help="expectile tau (preset: 0.7, mazes 0.9)")
-    p.add_argument("--beta", type=float, default=None, help="AWR inverse temperature (preset: 3, mazes 10)")
-    p.add_argument("--policy", choices=["awr", "bc"], default="awr", help="bc: the behaviour-cloning baseline")
-    p.add_argument("--update-order", choices=["joint", "sequential"], default="joint")
-    p.add_argument("--num-critics", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--actor-dropout", type=float, default=0.0)
-    p.add_argument(
-        "--compile",
-        action="store_true",
-        help="compile the whole update as one function (same numbers up to float rounding, faster)",
-    )
-    p.add_argument("--cuda-graph", action="store_true", help="capture the whole update as a CUDA graph (GPU)")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast inside the CUDA graph")
-    a = p.parse_args(argv)
-    iql = {
-        "policy": a.policy,
-        "update_order": a.update_order,
-        "num_critics": a.num_critics,
-        "batch_size": a.batch_size,
-        "actor_dropout": a.actor_dropout,
-    }
-    if a.expectile is not None:
-        iql["expectile"] = a.expectile
-    if a.beta is not None:
-        iql["beta"] = a.beta
-    return TrainConfig(
-        dataset=a.dataset,
-        steps=a.steps,
-        device=a.device,
-        seed=a.seed,
-        out=a.out,
-        resume=a.resume,
-        reward_norm=a.reward_norm,
-        eval_every=a.eval_every,
-        eval_episodes=a.eval_episodes,
-        log_every=a.log_every,
-        checkpoint_every=a.checkpoint_every,
-        iql=iql,
-        compile=a.compile,
-        cuda_graph=a.cuda_graph,
-        bf16=a.bf16,
-    )
+    ns = build_parser().parse_args(argv)
+    fields = given(ns, TrainConfig)
+    return TrainConfig(**fields, iql=preset_config(fields["dataset"], **given(ns, IQLConfig)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,11 +340,16 @@ def main(argv: list[str] | None = None) -> int:
         cfg = parse_args(argv)
         cfg.iql_config()  # range checks before any work
         result = train(cfg)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    last = result.eval_log.iloc[-1].to_dict() if len(result.eval_log) else {}
-    print(f"done: {result.out} ({result.wall_s:.0f} s); last evaluation: {last}")
+    if len(result.eval_log):
+        last = f"last evaluation: {result.eval_log.iloc[-1].to_dict()}"
+    elif len(result.diag_log):
+        last = f"no evaluation; last offline diagnostics: {result.diag_log.iloc[-1].to_dict()}"
+    else:
+        last = "no evaluation"
+    print(f"done: {result.out} ({result.wall_s:.0f} s); {last}")
     return 0
 
 

@@ -1,66 +1,57 @@
-"""Benchmark: the package's IQL update beside a plain PyTorch update, in one interleaved run.
+"""Benchmark: the package's IQL update beside a plain PyTorch update, each in its own process, as a user runs them.
 
-    python -m iql_tutorial.bench            # full run (a few minutes on 2 CPU cores)
-    python -m iql_tutorial.bench --quick    # under a minute
+    python -m iql_tutorial.bench            # full run (about 4 minutes on 2 CPU cores)
+    python -m iql_tutorial.bench --quick    # under 2 minutes, compilation included
+    python -m iql_tutorial.bench --smoke    # tiny shapes, a few seconds: checks the machinery only
 
-Shapes are HalfCheetah's (obs 17, act 6), batch 256, 2x256 MLPs, 2 critics, fp32. Both
-updates sample their batch on the device from the same synthetic 1M-transition table, so
-"steps/s" includes sampling. Rounds alternate package and plain so that a busy neighbour or
-a change of clock speed hits both alike; the ratio is the figure to compare across machines
-(absolute speeds here differ by 2x between machines of the same kind). Nothing asserts a
-time: this prints figures.
+What it measures is what a user gets:
 
-What the package does differently from the plain update, and what each lever bought (ratios
-to the plain update measured in interleaved runs on a 2-core Zen 4 VM, PyTorch 2.13 CPU; the
-book's performance appendix has the tables):
-- the critic ensemble is one batched matmul per layer (``torch.baddbmm``), not a Python loop;
-- fused Adam (one kernel over all of a network's tensors) instead of the per-tensor loop;
-- the target critics' min is computed once for the value loss and the AWR weights;
-- one backward pass for the sum of the three losses (they touch disjoint parameters);
-- the Gaussian log-density is written out (no ``torch.distributions`` object per step);
-- Polyak averaging is one ``torch._foreach_lerp_`` over all target tensors;
-- no host syncs: losses stay tensors until a logging interval.
-  Together (eager): 1.35-1.4x.
-- ``torch.compile`` of the losses' forward and backward: 1.45-1.55x (kept as
-  ``IQLAgent(compile=True)``; the CUDA-graph path captures it).
-- the whole update as one compiled function (``iql_tutorial.whole_step``: ``torch.func.grad``,
-  Adam written out, Polyak and the LR schedule on the device): 1.75x with sleeping OpenMP
-  threads; + Inductor's ``cpp_wrapper``: no measurable change alone, kept (+0-3%);
-  + single-threaded elementwise kernels when threads sleep (``cpp.min_chunk_size``): 1.92x,
-  but 1.0x with spinning threads, so it is applied only under ``OMP_WAIT_POLICY=PASSIVE``;
-  + the batch gathered inside the graph: +3%. All together: about 2.0x with sleeping threads
-  (this project's default) and about 1.55x with spinning threads on an idle machine.
-- tried and dropped: ``mode="max-autotune"`` (no change), compiling the optimizers alone (no
-  change with spinning threads, +3% with sleeping ones: subsumed by the whole step), packing
-  all networks into one 4-member batched matmul (the thin first and last layers run slower as
-  batched matmuls; the 256x256 products already run at ~95% of the measured matmul peak).
-- bf16 would double the matmul rate on this CPU (avx512_bf16) but changes the results, which
-  the target (same numbers as the plain update) rules out; it is offered on the GPU path.
+- Each contender runs in its own Python process, started with your environment as it is: the
+  benchmark exports nothing. The plain contender is ``core/plain.py``'s ``PlainIQL`` at PyTorch's
+  defaults (a plain script). The package contender is the trainer's default path: the thread
+  plan of :func:`iql_tutorial.speed.threads.decide_threads` applied as ``python -m
+  iql_tutorial.train`` applies it (printed below), then ``IQLAgent(..., mode="auto")`` and
+  ``agent.runner(data, generator).run(n)``.
+- Both sample their batches on the device from the same synthetic table (1M transitions;
+  HalfCheetah's shapes: observation 17, action 6; batch 256; 2x256 MLPs; 2 critics; fp32), so
+  "updates/s" includes sampling.
+- The processes alternate over rounds (the order rotates each round); the one not being timed
+  is stopped (SIGSTOP), so it cannot steal a core even if its threads spin. Medians, the spread
+  (min and max over rounds) and the ratio of the medians are printed.
+- Then the same pair under contention: a busy process (``python -c "while True: pass"``, pinned
+  to core 0 where possible), started and stopped by the benchmark, runs during every round.
+  Printed: the ratio under contention and each contender's rate as a share of its idle rate.
+- Every round also records the load of *other* processes (from /proc/stat, less the
+  contender's and the busy process's own CPU time), so a figure taken on a shared machine
+  says so. ``--wait-quiet S`` waits up to S seconds before each round for a quiet machine.
 
-The thread setting matters more than any lever: with spinning threads (``OMP_WAIT_POLICY=ACTIVE``)
-on an idle machine *both* updates run about twice as fast as with sleeping ones, because waking
-a sleeping worker costs tens of microseconds per parallel region on this VM; with another busy
-process, spinning threads collapse (one to two orders of magnitude slower). Run the benchmark
-under both (``OMP_WAIT_POLICY=ACTIVE python -m iql_tutorial.bench``) to see your machine's.
+Nothing asserts a time: this prints figures. ``--variant SPEC`` adds a package contender run
+with ``IQL_THREADS=SPEC`` (see :mod:`iql_tutorial.speed.threads`), for measuring one lever.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import shlex
+import signal
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import IO, Any
 
 import torch
 
-from iql_tutorial import IQLAgent, IQLConfig
 from iql_tutorial.data import Transitions
-from iql_tutorial.plain import PlainIQL
-from iql_tutorial.whole_step import WholeStep, default_inductor_options
 
 OBS, ACT, HIDDEN, BATCH, CRITICS = 17, 6, 256, 256, 2
+TAG = "@@bench "  # the workers' protocol lines on stdout start with this
 
 
 def synthetic_transitions(
@@ -99,6 +90,7 @@ def flops_per_update(
 
 
 def matmul_gflops(device: torch.device, size: int = 1024, seconds: float = 1.0) -> float:
+    """The fp32 matrix-product rate of this process's threads (a ``size`` x ``size`` product)."""
     a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     for _ in range(3):
         a @ b
@@ -106,180 +98,435 @@ def matmul_gflops(device: torch.device, size: int = 1024, seconds: float = 1.0) 
     while time.perf_counter() - t0 < seconds:
         a @ b
         n += 1
-    _sync(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     return 2.0 * size**3 * n / (time.perf_counter() - t0) / 1e9
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+# ---------------------------------------------------------------------------------------- the workers
+@dataclass
+class Shapes:
+    obs: int = OBS
+    act: int = ACT
+    hidden: int = HIDDEN
+    batch: int = BATCH
+    critics: int = CRITICS
+    table: int = 1_000_000
+
+    def args(self) -> list[str]:
+        return [f"--{k}={v}" for k, v in vars(self).items()]
 
 
-def _rate(step: Callable[[], object], n: int, device: torch.device) -> float:
-    _sync(device)
-    t0 = time.perf_counter()
-    for _ in range(n):
-        step()
-    _sync(device)
-    return n / (time.perf_counter() - t0)
+def _send(msg: dict[str, Any]) -> None:
+    sys.stdout.write(TAG + json.dumps(msg) + "\n")
+    sys.stdout.flush()
 
 
-def make_steps(
-    data: Transitions, device: torch.device, mode: str = "eager"
-) -> tuple[Callable[[], object], Callable[[], object], IQLAgent]:
-    """The package's update and the plain one, from the same initial weights, each drawing its
-    batches on the device. ``mode``: ``"eager"`` (``IQLAgent.update``), ``"losses"`` (the losses'
-    forward and backward compiled, ``IQLAgent(compile=True)``) or ``"whole"`` (the whole update
-    compiled as one function, ``WholeStep``: what ``train --compile`` uses)."""
-    if mode not in ("eager", "losses", "whole"):
-        raise ValueError(f"mode must be 'eager', 'losses' or 'whole', got {mode!r}")
+def _openmp_env() -> dict[str, str]:
+    keys = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_THREADS", "IQL_THREADS")
+    return {k: os.environ[k] for k in keys if k in os.environ}
+
+
+def _make_contender(kind: str, shapes: Shapes, device: str, mode: str) -> tuple[Callable[[int], object], dict]:
+    """The contender's ``run(n)`` (n updates) and what it reports about itself."""
+    from iql_tutorial import IQLAgent, IQLConfig
+    from iql_tutorial.core.plain import PlainIQL
+
+    dev = torch.device(device)
+    info: dict[str, Any] = {}
+    data = synthetic_transitions(shapes.table, dev, obs_dim=shapes.obs, act_dim=shapes.act)
+    cfg = IQLConfig(hidden_dims=(shapes.hidden, shapes.hidden), num_critics=shapes.critics, batch_size=shapes.batch)
     torch.manual_seed(0)
-    agent = IQLAgent(OBS, ACT, IQLConfig(), device, compile=mode == "losses")
-    plain = PlainIQL(OBS, ACT, HIDDEN, CRITICS, device=device)
-    plain.load_from_agent(agent)
-    gen_a = torch.Generator(device=device).manual_seed(1)
-    gen_b = torch.Generator(device=device).manual_seed(1)
-    whole = WholeStep(agent) if mode == "whole" else None
+    if kind == "plain":
+        agent = IQLAgent(shapes.obs, shapes.act, cfg, dev)
+        plain = PlainIQL(shapes.obs, shapes.act, shapes.hidden, shapes.critics, device=dev)
+        plain.load_from_agent(agent)  # the same initial weights as the package's
+        del agent
+        gen = torch.Generator(device=dev).manual_seed(1)
+        n, bs = len(data), shapes.batch
 
-    def package_step() -> object:
-        if whole is not None:  # the same draws as data.sample, gathered inside the graph
-            return whole.run_sampled(data, 1, gen_a)
-        return agent.update(data.sample(BATCH, gen_a))
+        def run(steps: int) -> object:
+            out = None
+            for _ in range(steps):
+                idx = torch.randint(0, n, (bs,), device=dev, generator=gen)
+                batch = {k: getattr(data, k)[idx] for k in ("obs", "actions", "rewards", "next_obs", "terminals")}
+                out = plain.update(batch)
+            return out
 
-    def plain_step() -> object:
-        idx = torch.randint(0, len(data), (BATCH,), device=device, generator=gen_b)
-        batch = {
-            "obs": data.obs[idx],
-            "actions": data.actions[idx],
-            "rewards": data.rewards[idx],
-            "next_obs": data.next_obs[idx],
-            "terminals": data.terminals[idx],
-        }
-        return plain.update(batch)
+        return run, info
+    agent = IQLAgent(shapes.obs, shapes.act, cfg, dev, mode=mode)
+    runner = agent.runner(data, torch.Generator(device=dev).manual_seed(1))
+    info["mode"] = agent.mode
+    if agent.mode == "compile":
+        from iql_tutorial.core.step import default_inductor_options
 
-    return package_step, plain_step, agent
+        info["inductor"] = repr(default_inductor_options(dev))
+    return runner.run, info
 
 
-def phase_breakdown(agent: IQLAgent, data: Transitions, device: torch.device, n: int) -> dict[str, float]:
-    """Milliseconds per update spent in each phase, each timed on its own (so the sum can
-    differ from a whole step, which also pays Python and allocator overhead)."""
-    gen = torch.Generator(device=device).manual_seed(2)
-    b = data.sample(BATCH, gen)
-    obs, act, nxt = b["obs"], b["actions"], b["next_obs"]
+def worker(kind: str, shapes: Shapes, device: str, mode: str, warmup: int) -> None:
+    """One contender's process: set up, warm up, then time ``run`` commands read from stdin."""
+    t0 = time.perf_counter()
+    info: dict[str, Any] = {"kind": kind}
+    if kind == "package":  # what the trainer's command line does at start, before anything else
+        from iql_tutorial.speed.threads import decide_threads, reexec_with
 
-    def critics() -> None:
-        agent.target_q_min(obs, act)
-        agent.critic(obs, act).square().mean().backward()
+        plan = decide_threads(device)
+        reexec_with(plan)
+        info["notes"] = plan.apply()
+        info["plan"] = plan.describe()
+    run, more = _make_contender(kind, shapes, device, mode)
+    info.update(more)
+    t1 = time.perf_counter()
+    run(1)  # the first update: compiles the step in mode "compile"
+    t2 = time.perf_counter()
+    run(warmup)
+    info.update(
+        setup_s=t1 - t0, first_s=t2 - t1, warmup_s=time.perf_counter() - t2, threads=torch.get_num_threads(),
+        env=_openmp_env(), torch=torch.__version__, pid=os.getpid(),
+    )  # fmt: skip
+    _send({"ready": info})
+    dev = torch.device(device)
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if "run" in cmd:
+            n = int(cmd["run"])
+            w0, c0 = time.perf_counter(), time.process_time()
+            run(n)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            dt = time.perf_counter() - w0
+            _send({"rate": n / dt, "seconds": dt, "cores": (time.process_time() - c0) / dt})
+        elif "matmul" in cmd:
+            _send({"gflops": matmul_gflops(dev, seconds=float(cmd["matmul"]))})
+        elif "quit" in cmd:
+            break
 
-    def value() -> None:
-        with torch.no_grad():
-            agent.value(nxt)
-        agent.value(obs).square().mean().backward()
 
-    def actor() -> None:
-        agent.actor.log_prob(obs, act).mean().backward()
+# ---------------------------------------------------------------------------------------- the parent
+def _clock_ticks() -> int:
+    try:
+        return os.sysconf("SC_CLK_TCK")
+    except (ValueError, OSError, AttributeError):
+        return 100
 
-    def optimizers() -> None:
-        agent.value_opt.step()
-        agent.critic_opt.step()
-        agent.actor_opt.step()
 
-    def target() -> None:
-        agent._maybe_update_target()
+def _machine_busy() -> float | None:
+    """CPU seconds spent by all processes so far (user, system, irq, steal), from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / _clock_ticks()
 
-    phases = {
-        "sampling": lambda: data.sample(BATCH, gen),
-        "critics (target min + fwd/bwd)": critics,
-        "value (V(s') + fwd/bwd)": value,
-        "actor (fwd/bwd)": actor,
-        "optimizers (3 Adam steps)": optimizers,
-        "target update (Polyak)": target,
-    }
-    critics(), value(), actor()  # create gradients so the optimizers have work
-    return {name: 1000.0 / _rate(fn, n, device) for name, fn in phases.items()}
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds of process ``pid`` (all its threads), from /proc/PID/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+        return (int(rest[11]) + int(rest[12])) / _clock_ticks()
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _loadavg() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return f.read().strip()
+    except OSError:
+        return "n/a"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+class Background:
+    """The CPU use of processes other than ``own`` (in cores) between ``start`` and ``stop``."""
+
+    def __init__(self, own: list[int]) -> None:
+        self.own = own
+
+    def start(self) -> None:
+        self.t, self.busy = time.perf_counter(), _machine_busy()
+        self.mine = sum(_process_cpu(p) for p in self.own) + time.process_time()
+
+    def stop(self) -> float | None:
+        busy = _machine_busy()
+        if busy is None or self.busy is None:
+            return None
+        mine = sum(_process_cpu(p) for p in self.own) + time.process_time()
+        dt = time.perf_counter() - self.t
+        return max(0.0, (busy - self.busy) - (mine - self.mine)) / max(dt, 1e-9)
+
+
+@dataclass
+class Contender:
+    name: str
+    kind: str
+    env: dict[str, str]
+    proc: subprocess.Popen | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    rates: dict[str, list[float]] = field(default_factory=dict)
+    cores: dict[str, list[float]] = field(default_factory=dict)
+
+    def start(self, args: list[str]) -> None:
+        cmd = [sys.executable, "-m", "iql_tutorial.speed.bench", "--worker", self.kind, *args]
+        self.proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def read(self) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith(TAG):
+                return json.loads(line[len(TAG) :])
+            sys.stderr.write(line)  # anything else it printed
+        raise RuntimeError(f"the {self.name} process ended (exit status {self.proc.wait()}); see its errors above")
+
+    def ask(self, **cmd: Any) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.send_signal(signal.SIGCONT)
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        out = self.read()
+        self.proc.send_signal(signal.SIGSTOP)  # not timed now: stopped, so it cannot take a core
+        return out
+
+    def close(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            self.proc.send_signal(signal.SIGCONT)
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(json.dumps({"quit": 1}) + "\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired, BrokenPipeError):
+            self.proc.kill()
+            self.proc.wait()
+
+
+@contextmanager
+def busy_process(core: int | None) -> Iterator[subprocess.Popen]:
+    """A competing CPU-bound process (a Python busy loop), pinned to ``core`` where possible."""
+
+    def pin() -> None:
+        if core is not None:
+            os.sched_setaffinity(0, {core})
+
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=pin if core is not None else None)
+    try:
+        time.sleep(0.3)
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _contention_core() -> int | None:
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    return 0 if 0 in cores else cores[0]
+
+
+def _wait_quiet(limit: float, own: list[int], threshold: float = 0.15) -> float | None:
+    """Wait up to ``limit`` s for a 1-s window in which other processes use < ``threshold`` cores."""
+    t0, last = time.perf_counter(), None
+    while True:
+        bg = Background(own)
+        bg.start()
+        time.sleep(1.0)
+        last = bg.stop()
+        if last is None or last < threshold or time.perf_counter() - t0 > limit:
+            return last
+
+
+def _stats(xs: list[float]) -> str:
+    return f"median of {len(xs)} rounds; min {min(xs):.1f}, max {max(xs):.1f}"
 
 
 def run(
     quick: bool = False,
-    device: str = "cpu",
+    smoke: bool = False,
     rounds: int | None = None,
-    steps_per_round: int | None = None,
-    compile: bool = True,
+    steps: int | None = None,
+    device: str = "cpu",
+    contention: bool = True,
+    variants: tuple[str, ...] = (),
+    package_mode: str = "auto",
+    wait_quiet: float = 0.0,
+    shapes: Shapes | None = None,
+    out: IO[str] | None = None,
 ) -> dict[str, float]:
-    """Time the package's update (eager and compiled) and the plain one in interleaved rounds."""
-    dev = torch.device(device)
-    rounds = rounds or (4 if quick else 10)
-    steps_per_round = steps_per_round or (30 if quick else 150)
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"torch {torch.__version__}, device {dev}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}"
-    )
-    data = synthetic_transitions(200_000 if quick else 1_000_000, dev)
-    package_step, plain_step, agent = make_steps(data, dev)
-    steps = {"package (eager)": package_step, "plain": plain_step}
-    if compile:
-        # the compiled-losses variant only in the full run: --quick stays under a minute
-        for mode, name in [("whole", "package (whole step)")] + ([] if quick else [("losses", "package (losses)")]):
-            t0 = time.perf_counter()
-            fn, _, _ = make_steps(data, dev, mode)
-            fn()
-            print(f"torch.compile, {name}: {time.perf_counter() - t0:.0f} s (once per process; cached on disk after)")
-            steps[name] = fn
-        print(f"Inductor options of the whole step: {default_inductor_options(dev)}")
-    for _ in range(5):  # warm-up: allocator, kernels
-        for fn in steps.values():
-            fn()
-    rates: dict[str, list[float]] = {k: [] for k in steps}
-    for _ in range(rounds):
-        for name, fn in steps.items():
-            rates[name].append(_rate(fn, steps_per_round, dev))
-    med = {k: statistics.median(v) for k, v in rates.items()}
-    best = max((k for k in med if k.startswith("package")), key=med.get)
-    gflops = matmul_gflops(dev)
-    flops = flops_per_update()
-    limit = gflops * 1e9 / flops
-    for name, r in rates.items():
-        print(
-            f"{name + ':':20s} {med[name]:8.1f} steps/s (median of {rounds} rounds of {steps_per_round}; "
-            f"min {min(r):.1f}, max {max(r):.1f})"
-        )
-    for name in med:
-        if name.startswith("package"):
-            print(f"  {name} / plain: {med[name] / med['plain']:.2f}")
-    print(f"ratio package/plain: {med[best] / med['plain']:.2f}")
-    print(
-        f"matmul rate: {gflops:.0f} GFLOP/s; one update is {flops / 1e6:.0f} MFLOP, so the arithmetic limit is "
-        f"{limit:.0f} steps/s; {best} at {100 * med[best] / limit:.0f}% of it, plain at {100 * med['plain'] / limit:.0f}%"
-    )
-    print("per-phase breakdown of the eager package update (ms per update, each phase timed alone):")
-    phases = phase_breakdown(agent, data, dev, 20 if quick else 100)
-    for name, ms in phases.items():
-        print(f"  {name:34s} {ms:7.2f} ms")
-    print(
-        f"  {'sum of phases':34s} {sum(phases.values()):7.2f} ms; whole eager step {1000 / med['package (eager)']:.2f} ms"
-    )
-    fastest = steps[best]
-    if quick:
-        t10k = 10_000 / med[best]
-        print(
-            f"time for 10,000 updates ({best}): {t10k:.0f} s (extrapolated from the measured rate; run without --quick to time it)"
-        )
-    else:
-        t10k = 10_000 / _rate(fastest, 10_000, dev)
-        print(f"time for 10,000 updates ({best}): {t10k:.0f} s (timed)")
-    return {**med, "ratio": med[best] / med["plain"], "gflops": gflops, "t10k": t10k}
+    """Run the protocol of the module docstring and print it; returns the figures."""
+    wall0 = time.perf_counter()
+    if smoke:
+        shapes = shapes or Shapes(obs=5, act=3, hidden=32, batch=32, critics=2, table=2_000)
+        rounds, steps = rounds or 2, steps or 5
+    shapes = shapes or Shapes(table=200_000 if quick else 1_000_000)
+    rounds = rounds or (5 if quick else 9)
+    steps = steps or (100 if quick else 200)
+    warmup = 2 if smoke else 10
+
+    def say(line: str = "") -> None:
+        print(line, flush=True)
+        if out is not None:
+            out.write(line + "\n")
+            out.flush()
+
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    say(f"machine: {_cpu_model()}, {len(cores)} cores ({platform.system()} {platform.release()}), "
+        f"Python {platform.python_version()}, torch {torch.__version__}, device {device}")  # fmt: skip
+    env_seen = _openmp_env()
+    say(f"environment: {' '.join(f'{k}={v}' for k, v in env_seen.items()) or 'no OpenMP/thread variables set'} "
+        "(yours; the benchmark sets none)")  # fmt: skip
+    say(f"shapes: obs {shapes.obs}, act {shapes.act}, batch {shapes.batch}, {shapes.hidden}x{shapes.hidden}, "
+        f"{shapes.critics} critics, fp32; table of {shapes.table:,} transitions; {rounds} rounds of {steps} updates")  # fmt: skip
+    say(f"load average before: {_loadavg()}")
+    user_env = dict(os.environ)
+    contenders = [Contender("plain", "plain", user_env), Contender("package", "package", user_env)]
+    for spec in variants:
+        contenders.append(Contender(f"package [IQL_THREADS={spec}]", "package", {**user_env, "IQL_THREADS": spec}))
+    args = [*shapes.args(), f"--device={device}", f"--package-mode={package_mode}", f"--warmup={warmup}"]
+    compile_s = 0.0
+    try:
+        for c in contenders:  # one at a time, so compilation times are not mixed up
+            w0 = time.perf_counter()
+            c.start(args)
+            c.info = c.read()["ready"]
+            assert c.proc is not None
+            c.proc.send_signal(signal.SIGSTOP)
+            start_s = time.perf_counter() - w0
+            if c.kind == "package":
+                compile_s += c.info["first_s"]
+                say(f"{c.name}: {c.info['plan']}")
+                for note in c.info.get("notes", []):
+                    say(f"{c.name}: note: {note}")
+                say(f"{c.name}: mode {c.info.get('mode')}, Inductor options {c.info.get('inductor', '-')}")
+            say(f"{c.name}: {c.info['threads']} torch threads, environment "
+                f"{' '.join(f'{k}={v}' for k, v in c.info['env'].items()) or '(none set)'}; started in "
+                f"{start_s:.1f} s (of which the first update {c.info['first_s']:.1f} s"
+                f"{', compilation included' if c.info.get('mode') == 'compile' else ''})")  # fmt: skip
+        own = [c.proc.pid for c in contenders if c.proc is not None]
+        phases = ["idle", "contended"] if contention else ["idle"]
+        for phase in phases:
+            core = _contention_core() if phase == "contended" else None
+            with busy_process(core) if phase == "contended" else _nothing() as busy:
+                if phase == "contended":
+                    say(f"contended: a busy process (python -c 'while True: pass', pid {busy.pid}) "
+                        f"{'pinned to core ' + str(core) if core is not None else 'unpinned'} runs during every round")  # fmt: skip
+                watched = own + ([busy.pid] if busy is not None else [])
+                background: list[float] = []
+                for r in range(rounds):
+                    order = contenders[r % len(contenders) :] + contenders[: r % len(contenders)]
+                    for c in order:
+                        if wait_quiet > 0:
+                            _wait_quiet(wait_quiet, watched)
+                        bg = Background(watched)
+                        bg.start()
+                        reply = c.ask(run=steps)
+                        load = bg.stop()
+                        if load is not None:
+                            background.append(load)
+                        c.rates.setdefault(phase, []).append(reply["rate"])
+                        c.cores.setdefault(phase, []).append(reply["cores"])
+            if background:
+                say(f"{phase}: other processes' load during the rounds: mean {statistics.mean(background):.2f} "
+                    f"cores, max {max(background):.2f}")  # fmt: skip
+            med = {c.name: statistics.median(c.rates[phase]) for c in contenders}
+            for c in contenders:
+                xs = c.rates[phase]
+                say(f"{phase}: {c.name + ':':30s} {med[c.name]:8.1f} updates/s ({_stats(xs)}; "
+                    f"{statistics.median(c.cores[phase]):.2f} cores busy)")  # fmt: skip
+            plain = contenders[0]
+            for c in contenders[1:]:
+                per_round = [a / b for a, b in zip(c.rates[phase], plain.rates[phase], strict=True)]
+                suffix = "" if phase == "idle" else " under contention"
+                label = "package" if c.name == "package" else c.name
+                say(f"ratio {label}/plain{suffix}: {med[c.name] / med['plain']:.2f}")
+                say(f"  ({label}/plain per round{suffix}: min {min(per_round):.2f}, max {max(per_round):.2f})")
+        if contention:
+            for c in contenders:
+                share = statistics.median(c.rates["contended"]) / statistics.median(c.rates["idle"])
+                say(f"{c.name} under contention: {100 * share:.0f}% of its idle rate")
+        figures: dict[str, float] = {}
+        for c in contenders:
+            for phase in phases:
+                figures[f"{c.name} {phase}"] = statistics.median(c.rates[phase])
+        figures["ratio"] = figures["package idle"] / figures["plain idle"]
+        if contention:
+            figures["ratio contended"] = figures["package contended"] / figures["plain contended"]
+            figures["robustness"] = figures["package contended"] / figures["package idle"]
+        if not quick and not smoke:
+            gflops = contenders[0].ask(matmul=1.0)["gflops"]
+            flops = flops_per_update(shapes.obs, shapes.act, shapes.hidden, shapes.batch, shapes.critics)
+            limit = gflops * 1e9 / flops
+            say(f"matmul rate (plain process, 1024x1024 fp32): {gflops:.0f} GFLOP/s; one update is "
+                f"{flops / 1e6:.0f} MFLOP, so the arithmetic limit is {limit:.0f} updates/s; package at "
+                f"{100 * figures['package idle'] / limit:.0f}% of it, plain at {100 * figures['plain idle'] / limit:.0f}%")  # fmt: skip
+        say(f"1M updates at the package's idle rate: {1e6 / figures['package idle'] / 60:.0f} min on this machine")
+    finally:
+        for c in contenders:
+            c.close()
+    wall = time.perf_counter() - wall0
+    say(f"load average after: {_loadavg()}")
+    say(f"benchmark wall time: {wall:.0f} s, of which compilation (the package's first update) {compile_s:.0f} s")
+    figures["wall_s"], figures["compile_s"] = wall, compile_s
+    return figures
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m iql_tutorial.bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="a figure in under a minute")
+    p.add_argument("--quick", action="store_true", help="a figure in under 2 minutes (compilation included)")
+    p.add_argument("--smoke", action="store_true", help="tiny shapes and few updates: checks the machinery only")
+    p.add_argument("--rounds", type=int, default=None, help="rounds per phase (default 9; --quick 5)")
+    p.add_argument("--steps", type=int, default=None, help="updates per round (default 200; --quick 100)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
+    p.add_argument("--no-contention", action="store_true", help="skip the contended phase")
+    p.add_argument("--variant", action="append", default=[], metavar="SPEC",
+                   help="an extra package contender run with IQL_THREADS=SPEC (repeatable)")  # fmt: skip
+    p.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
+                   help="before each round, wait up to S seconds for other processes to go quiet")  # fmt: skip
+    p.add_argument("--out", default=None, help="also write the output to this file")
+    # the workers' own arguments
+    p.add_argument("--worker", choices=("plain", "package"), help=argparse.SUPPRESS)
+    p.add_argument("--package-mode", default="auto", help=argparse.SUPPRESS)
+    p.add_argument("--warmup", type=int, default=10, help=argparse.SUPPRESS)
+    for k, v in vars(Shapes()).items():
+        p.add_argument(f"--{k}", type=int, default=None if k != "table" else None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    run(quick=a.quick, device=a.device, compile=not a.no_compile)
+    given = {k: getattr(a, k) for k in vars(Shapes()) if getattr(a, k) is not None}
+    if a.worker:
+        worker(a.worker, Shapes(**given), a.device, a.package_mode, a.warmup)
+        return
+    out = open(a.out, "w") if a.out else None  # noqa: SIM115
+    try:
+        if out is not None:
+            cmd = shlex.join(["python", "-m", "iql_tutorial.bench", *(sys.argv[1:] if argv is None else argv)])
+            out.write(f"# {cmd}  ({time.strftime('%Y-%m-%d %H:%M')})\n")
+        run(
+            quick=a.quick, smoke=a.smoke, rounds=a.rounds, steps=a.steps, device=a.device,
+            contention=not a.no_contention, variants=tuple(a.variant), package_mode=a.package_mode,
+            wait_quiet=a.wait_quiet, shapes=Shapes(**given) if given else None, out=out,
+        )  # fmt: skip
+    finally:
+        if out is not None:
+            out.close()
 
 
 if __name__ == "__main__":
