@@ -3,9 +3,10 @@
 import pandas as pd
 import pytest
 import torch
-
 from iql_tutorial.finetune import FinetuneConfig, ReplayBuffer, finetune
 from iql_tutorial.train import TrainConfig, train
+
+from iql_tutorial import IQLConfig
 
 torch.set_num_threads(1)
 DATA_ID = "tests/pendulum/short-v0"
@@ -25,7 +26,8 @@ def offline_run(tiny_minari_root, tmp_path_factory):
                 out=str(out),
                 eval_episodes=0,
                 log_every=10,
-                iql={"hidden_dims": (16, 16), "batch_size": 16},
+                mode="eager",
+                iql=IQLConfig(hidden_dims=(16, 16), batch_size=16),
             ),
             progress=False,
         )
@@ -42,13 +44,14 @@ def cfg(offline, out, **kw):
         "eval_episodes": 1,
         "log_every": 15,
         "checkpoint_every": 20,
+        "mode": "eager",
     }
     base.update(kw)
     return FinetuneConfig(**base)
 
 
 def test_online_loop_collects_stores_and_trains_on_the_mixed_buffer(offline_run, tiny_minari, tmp_path):
-    before = torch.load(offline_run / "checkpoint.pt", weights_only=False)["agent"]["networks"]
+    before = torch.load(offline_run / "checkpoint.pt", weights_only=True)["agent"]["networks"]
     result = finetune(cfg(offline_run, tmp_path / "ft"), progress=False)
     buf = result.buffer
     assert buf.offline_size == 60 and len(buf) == 60 + 90  # offline data kept, 90 online transitions added

@@ -1,38 +1,36 @@
 """The results sweep trains every run once, gathers the curves and records how they were made."""
 
 import json
+import subprocess
+from pathlib import Path
 
 import pandas as pd
 import torch
-
-from iql_tutorial.results import run_sweep, summary
+from iql_tutorial.results import SweepConfig, run_sweep, summary
 
 torch.set_num_threads(1)
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_sweep_gathers_curves_and_skips_finished_runs(tiny_minari, tmp_path):
-    kw = {
-        "datasets": ["tests/pendulum/short-v0"],
-        "seeds": [0, 1],
-        "steps": 20,
-        "runs_dir": tmp_path / "runs",
-        "results_dir": tmp_path / "results",
-        "name": "t",
-        "device": "cpu",
-        "eval_every": 10,
-        "eval_episodes": 1,
-        "extra_iql": {"hidden_dims": (8, 8), "batch_size": 8},
-        "progress": False,
-    }
-    frame = run_sweep(**kw)
+    cfg = SweepConfig(
+        datasets=["tests/pendulum/short-v0"], seeds=[0, 1], steps=20, runs=str(tmp_path / "runs"),
+        results=str(tmp_path / "results"), name="t", device="cpu", mode="eager", eval_every=10, eval_episodes=1,
+        iql_overrides={"hidden_dims": (8, 8), "batch_size": 8},
+    )  # fmt: skip
+    frame = run_sweep(cfg, progress=False)
     assert set(frame["policy"]) == {"IQL", "BC"} and set(frame["seed"]) == {0, 1}
     assert len(frame) == 2 * 2 * 2  # two evaluations per run
     meta = json.loads((tmp_path / "results" / "t.json").read_text())
     assert len(meta["runs"]) == 4
     run = next(iter(meta["runs"].values()))
-    assert run["command"].startswith("python -m iql_tutorial.train") and run["hardware"] and run["commit"]
+    assert run["command"].startswith("python -m iql_tutorial.train")
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
+    assert head.returncode == 0 and run["commit"] == head.stdout.strip()  # this checkout's commit, not "unknown"
+    assert run["hardware"].startswith("CPU ") and f"torch {torch.__version__}" in run["hardware"]  # device, torch
+    assert f"{torch.get_num_threads()} threads" in run["hardware"]
     stamp = (tmp_path / "runs" / "tests_pendulum_short-v0-awr-seed0" / "checkpoint.pt").stat().st_mtime_ns
-    again = run_sweep(**kw)  # finished runs are not trained again
+    again = run_sweep(cfg, progress=False)  # finished runs are not trained again
     assert (tmp_path / "runs" / "tests_pendulum_short-v0-awr-seed0" / "checkpoint.pt").stat().st_mtime_ns == stamp
     pd.testing.assert_frame_equal(frame, again)
     table = summary(frame)
@@ -40,14 +38,15 @@ def test_sweep_gathers_curves_and_skips_finished_runs(tiny_minari, tmp_path):
 
 
 def test_compiled_sweep_records_its_command(tiny_minari, tmp_path):
-    frame = run_sweep(
-        ["tests/pendulum/short-v0"], [0], 20, ("awr",), tmp_path / "runs", tmp_path / "results", "c", "cpu",
-        eval_every=10, eval_episodes=1, extra_iql={"hidden_dims": (8, 8), "batch_size": 8}, progress=False,
-        compile=True,
+    cfg = SweepConfig(
+        datasets=["tests/pendulum/short-v0"], seeds=[0], steps=20, policies=["awr"], runs=str(tmp_path / "runs"),
+        results=str(tmp_path / "results"), name="c", device="cpu", mode="compile", eval_every=10, eval_episodes=1,
+        iql_overrides={"hidden_dims": (8, 8), "batch_size": 8},
     )  # fmt: skip
+    frame = run_sweep(cfg, progress=False)
     assert list(frame["step"]) == [10, 20]
     run = next(iter(json.loads((tmp_path / "results" / "c.json").read_text())["runs"].values()))
-    assert run["command"].endswith(" --compile")
+    assert " --mode compile " in run["command"] and run["command"].endswith("--hidden-dims 8 8 --batch-size 8")
 
 
 def test_finetune_sweep_continues_the_offline_runs(tiny_minari, tmp_path):
@@ -62,7 +61,12 @@ def test_finetune_sweep_continues_the_offline_runs(tiny_minari, tmp_path):
         "eval_episodes": 1,
         "progress": False,
     }
-    run_sweep(steps=20, policies=("awr",), device="cpu", eval_every=10, extra_iql={"hidden_dims": (8, 8)}, **kw)
+    run_sweep(
+        SweepConfig(datasets=kw["datasets"], seeds=kw["seeds"], steps=20, policies=["awr"], runs=str(kw["runs_dir"]),
+                    results=str(kw["results_dir"]), name="f", device="cpu", mode="eager", eval_every=10,
+                    eval_episodes=1, iql_overrides={"hidden_dims": (8, 8)}),
+        progress=False,
+    )  # fmt: skip
     frame = run_finetune_sweep(offline_steps=20, online_steps=30, eval_every=15, **kw)
     assert list(frame["step"]) == [0, 15, 30]
     assert (tmp_path / "results" / "f-finetune.json").exists()

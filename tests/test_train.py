@@ -1,5 +1,6 @@
 """The trainer: logs, checkpoints, bit-identical resume, and clear errors for bad input."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -10,9 +11,11 @@ import gymnasium as gym
 import pandas as pd
 import pytest
 import torch
-
-from iql_tutorial.data import check_continuous, load_dataset
 from iql_tutorial.train import TrainConfig, main, train
+
+from iql_tutorial import IQLConfig
+from iql_tutorial.core.step import IQLStep
+from iql_tutorial.data import check_continuous, load_dataset
 
 torch.set_num_threads(1)
 SMALL = {"hidden_dims": (32, 32), "batch_size": 32, "actor_dropout": 0.1}
@@ -34,7 +37,8 @@ def config(out, **kw):
         "eval_every": 30,
         "eval_episodes": 2,
         "checkpoint_every": 20,
-        "iql": dict(SMALL),
+        "mode": "eager",
+        "iql": IQLConfig(**SMALL),
     }
     base.update(kw)
     return TrainConfig(**base)
@@ -58,26 +62,20 @@ class Killed(Exception):
     pass
 
 
-def test_killed_and_resumed_run_is_bit_identical(data_root, tmp_path, monkeypatch):
-    full = train(config(tmp_path / "full"), progress=False)
+def dying(original, at: int):
+    """``IQLStep.run`` (every mode's way into the step) that raises once the agent reached ``at``
+    updates: the run dies at a log boundary, after the checkpoint at 40."""
 
-    from iql_tutorial.agent import IQLAgent
-
-    original = IQLAgent.update
-
-    def dying_update(self, batch):
-        if self.num_updates == 47:  # after the checkpoint at step 40 and the log row at 40
+    def run(self, fn, calls):
+        if self.agent.num_updates >= at:
             raise Killed()
-        return original(self, batch)
+        return original(self, fn, calls)
 
-    monkeypatch.setattr(IQLAgent, "update", dying_update)
-    with pytest.raises(Killed):
-        train(config(tmp_path / "killed"), progress=False)
-    monkeypatch.setattr(IQLAgent, "update", original)
-    assert list(pd.read_csv(tmp_path / "killed" / "train_log.csv")["step"]) == [10, 20, 30, 40]
-    resumed = train(config(tmp_path / "killed", resume=True), progress=False)
+    return run
 
-    for (name, a), b in zip(full.agent.state_dict().items(), resumed.agent.state_dict().values()):
+
+def assert_same_run(full, resumed) -> None:
+    for (name, a), b in zip(full.agent.state_dict().items(), resumed.agent.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     for opt in ("actor_opt", "critic_opt", "value_opt"):
         sa, sb = getattr(full.agent, opt).state_dict()["state"], getattr(resumed.agent, opt).state_dict()["state"]
@@ -88,28 +86,18 @@ def test_killed_and_resumed_run_is_bit_identical(data_root, tmp_path, monkeypatc
     pd.testing.assert_frame_equal(full.eval_log[["step", "return_mean"]], resumed.eval_log[["step", "return_mean"]])
 
 
-def test_compiled_run_killed_and_resumed_is_bit_identical(data_root, tmp_path, monkeypatch):
-    """``--compile`` (the whole update as one compiled function, actor dropout included): a
-    killed run resumes to exactly the parameters and logs of an uninterrupted one."""
-    from iql_tutorial.whole_step import WholeStep
-
-    full = train(config(tmp_path / "full", compile=True), progress=False)
-    original = WholeStep.run_sampled
-
-    def dying_run(self, data, num_steps, generator=None):
-        if self.agent.num_updates == 40:  # after the checkpoint at step 40 and the log row at 40
-            raise Killed()
-        return original(self, data, num_steps, generator)
-
-    monkeypatch.setattr(WholeStep, "run_sampled", dying_run)
+@pytest.mark.parametrize("mode", ["eager", "compile"])
+def test_killed_and_resumed_run_is_bit_identical(data_root, tmp_path, monkeypatch, mode):
+    """Eager, and compiled (the CPU default; actor dropout included)."""
+    full = train(config(tmp_path / "full", mode=mode), progress=False)
+    original = IQLStep.run
+    monkeypatch.setattr(IQLStep, "run", dying(original, 50))
     with pytest.raises(Killed):
-        train(config(tmp_path / "killed", compile=True), progress=False)
-    monkeypatch.setattr(WholeStep, "run_sampled", original)
-    resumed = train(config(tmp_path / "killed", compile=True, resume=True), progress=False)
-    for (name, a), b in zip(full.agent.state_dict().items(), resumed.agent.state_dict().values()):
-        assert torch.equal(a, b), name
-    cols = ["step", "value_loss", "critic_loss", "actor_loss", "actor_lr"]
-    pd.testing.assert_frame_equal(full.train_log[cols], resumed.train_log[cols])
+        train(config(tmp_path / "killed", mode=mode), progress=False)
+    monkeypatch.setattr(IQLStep, "run", original)
+    assert list(pd.read_csv(tmp_path / "killed" / "train_log.csv")["step"]) == [10, 20, 30, 40, 50]
+    resumed = train(config(tmp_path / "killed", mode=mode, resume=True), progress=False)
+    assert_same_run(full, resumed)
 
 
 def test_resume_after_a_half_written_log_line(data_root, tmp_path):
@@ -159,7 +147,7 @@ def test_output_folder_with_another_run_is_protected(data_root, tmp_path):
 def test_checkpoint_from_another_environment_is_refused(data_root, tmp_path):
     out = tmp_path / "run"
     train(config(out, steps=20), progress=False)
-    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
     state["agent"]["obs_dim"] = 17
     torch.save(state, out / "checkpoint.pt")
     with pytest.raises(ValueError, match="obs_dim=17"):
@@ -204,3 +192,83 @@ def test_cli_end_to_end(data_root, tmp_path):
     assert "done:" in proc.stdout
     assert Path(out / "eval_log.csv").exists()
     assert len(pd.read_csv(out / "train_log.csv")) == 2
+
+
+def test_a_checkpoint_carrying_code_is_refused_and_nothing_runs(data_root, tmp_path):
+    """Checkpoints are data: one that carries a pickled callable is refused before it runs."""
+    out = tmp_path / "run"
+    train(config(out, steps=20), progress=False)
+    marker = tmp_path / "ran.txt"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.write_text, (marker, "code from a checkpoint ran"))
+
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    state["extra"] = Payload()
+    torch.save(state, out / "checkpoint.pt")
+    with pytest.raises(ValueError, match="nothing in it ran"):
+        train(config(out, steps=20, resume=True), progress=False)
+    assert not marker.exists()
+
+
+def test_cli_exposes_every_iql_field_with_its_doc():
+    from iql_tutorial.runs.train import build_parser
+
+    helps = {a.dest: a.help for a in build_parser()._actions}
+    for f in dataclasses.fields(IQLConfig):
+        if f.name != "total_steps":
+            assert f.name in helps and len(helps[f.name]) > 20, f.name
+    for f in dataclasses.fields(TrainConfig):
+        if f.name != "iql":
+            assert f.name in helps, f.name
+
+
+def test_cli_settings_override_the_preset_and_unset_ones_keep_it(data_root):
+    from iql_tutorial.runs.train import parse_args
+
+    maze = parse_args(["--dataset", "iqlbook/pointmaze/umaze-v0"])
+    assert (maze.iql.expectile, maze.iql.beta, maze.resolved_reward_norm()) == (0.9, 10.0, "shift")
+    mine = parse_args(["--dataset", "iqlbook/pointmaze/umaze-v0", "--beta", "2", "--hidden-dims", "64", "64",
+                       "--no-cosine-actor-lr", "--reward-norm", "none"])  # fmt: skip
+    assert (mine.iql.expectile, mine.iql.beta, mine.iql.hidden_dims) == (0.9, 2.0, (64, 64))
+    assert mine.iql.cosine_actor_lr is False and mine.resolved_reward_norm() == "none"
+    assert parse_args(["--dataset", DATA_ID]).iql.expectile == 0.7
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [(["--device", "tpu"], "device='tpu' is not supported"), (["--mode", "cuda-graph"], "CUDA device")],
+)
+def test_cli_bad_device_and_mode_are_one_line_errors(data_root, tmp_path, capsys, args, match):
+    assert main(["--dataset", DATA_ID, "--out", str(tmp_path / "r"), "--steps", "5", *args]) == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1
+
+
+def test_out_naming_an_existing_file_is_a_one_line_error(data_root, tmp_path, capsys):
+    f = tmp_path / "afile"
+    f.write_text("keep me")
+    assert main(["--dataset", DATA_ID, "--out", str(f), "--steps", "5"]) == 2
+    assert "is an existing file" in capsys.readouterr().err and f.read_text() == "keep me"
+
+
+def test_old_module_paths_still_work():
+    import iql_tutorial.agent
+    import iql_tutorial.train
+
+    import iql_tutorial.core.agent
+
+    assert iql_tutorial.agent.IQLAgent is iql_tutorial.core.agent.IQLAgent
+    assert iql_tutorial.train.TrainConfig is TrainConfig
+
+
+def test_training_stays_off_the_dataset_making_code():
+    """``import iql_tutorial.train`` (and a run's imports) must not pull in h5py or the SAC code."""
+    code = (
+        "import sys, iql_tutorial.train, iql_tutorial.runs.finetune, iql_tutorial.runs.sweep\n"
+        "bad = [m for m in sys.modules if m == 'h5py' or m.startswith('h5py.') or m.startswith('iql_tutorial.datasets')]\n"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
