@@ -1,6 +1,9 @@
 # Two commands for a fresh machine with Python 3.11 and pip:
-#   make book   -> .venv, dependencies, the package (editable), the executed book in _build/html
-#   make test   -> the same set-up, then unit tests, notebooks (quick mode), book build + browser checks
+#   make book   -> .venv, dependencies, the package (editable), the executed book in _build/html,
+#                  then the page checks (tools/check_book.py) on that HTML
+#   make test   -> the same set-up, then the unit tests and the quick-mode book build + page checks
+# and, to run the notebooks yourself:
+#   make lab    -> JupyterLab on book/ with this environment's kernel (live progress bars)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -14,7 +17,14 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # noise in the rendered book.
 export PYTHONWARNINGS ?= ignore:IProgress not found
 
-.PHONY: setup book test unit notebooks book-check train results bench lint data clean
+# The notebooks are executed for the book as the book shows them: every progress bar as one text
+# line, its final state, and no ipywidgets (a widget is an empty box in a static page).
+# IQL_PROGRESS=final switches iql_tutorial.utils.progress_bar; every kernel runs
+# tools/book_kernel_startup.py (IPython's PYTHONSTARTUP) first, which does the same to the
+# notebooks' own tqdm.auto bars. tests/test_book.py builds with the same two variables.
+BOOK_ENV := IQL_PROGRESS=final PYTHONSTARTUP=$(CURDIR)/tools/book_kernel_startup.py
+
+.PHONY: setup book book-check test unit notebooks lab train results bench lint data clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,19 +35,36 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)
 
+# The full-budget book, then the page checks on the HTML just built (fails when a page fails;
+# screenshots in _build/screenshots).
 book: setup
-	$(VENV)/bin/jupyter-book build . --path-output . -W --keep-going
+	$(BOOK_ENV) $(VENV)/bin/jupyter-book build . --path-output . -W --keep-going
+	$(PY) tools/check_book.py _build/html
 
-# One pytest run: unit tests, the book build + browser checks (tests/test_book.py), and every
-# chapter executed through nbmake, all in quick mode (IQL_QUICK=1 shrinks every budget).
+# The page checks alone, on the last `make book`.
+book-check: setup
+	$(PY) tools/check_book.py _build/html
+
+# One pytest run, in quick mode (IQL_QUICK=1 shrinks every budget): unit tests, JupyterLab
+# (tests/test_lab.py), and the book build + page checks (tests/test_book.py), which executes
+# every chapter once (a notebook that raises fails the build).
 test: setup
-	IQL_QUICK=1 $(PY) -m pytest -q tests book --nbmake --nbmake-timeout=900 -p no:cacheprovider
+	IQL_QUICK=1 $(PY) -m pytest -q tests -p no:cacheprovider
 
 unit: setup
 	$(PY) -m pytest -q tests -m "not book"
 
+# Every chapter through nbmake, in quick mode, without building the book (ad hoc; `make test`
+# executes them in its book build).
 notebooks: setup
 	IQL_QUICK=1 $(PY) -m pytest -q --nbmake book
+
+# JupyterLab on book/, with the kernel of this environment (JUPYTER_PATH puts .venv's `python3`
+# kernel first) and MINARI_DATASETS_PATH (exported above). Progress bars are live ipywidgets.
+# Pass options with LAB_ARGS, e.g. make lab LAB_ARGS="--no-browser --port=8899".
+lab: setup
+	JUPYTER_PATH=$(CURDIR)/$(VENV)/share/jupyter $(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR)/book \
+		--MappingKernelManager.default_kernel_name=python3 $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # The paper's 1,000,000 gradient steps on a GPU; a CPU-sized 100,000 otherwise (override with STEPS=).
 train: setup
@@ -55,8 +82,8 @@ data: setup
 	$(PY) -m iql_tutorial.data build --all
 
 lint: setup
-	$(VENV)/bin/ruff check iql_tutorial tests book
-	$(VENV)/bin/ruff format --check iql_tutorial tests
+	$(VENV)/bin/ruff check iql_tutorial tests tools book
+	$(VENV)/bin/ruff format --check iql_tutorial tests tools
 
 clean:
 	rm -rf _build runs .pytest_cache

@@ -9,6 +9,8 @@ import torch
 from iql_tutorial.results import SweepConfig, run_sweep, summary
 
 torch.set_num_threads(1)
+# the compiled test uses test_train.py's configuration, so Dynamo compiles the graph once per process
+COMPILED = {"hidden_dims": (32, 32), "batch_size": 32, "actor_dropout": 0.1}
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -41,12 +43,13 @@ def test_compiled_sweep_records_its_command(tiny_minari, tmp_path):
     cfg = SweepConfig(
         datasets=["tests/pendulum/short-v0"], seeds=[0], steps=20, policies=["awr"], runs=str(tmp_path / "runs"),
         results=str(tmp_path / "results"), name="c", device="cpu", mode="compile", eval_every=10, eval_episodes=1,
-        iql_overrides={"hidden_dims": (8, 8), "batch_size": 8},
+        iql_overrides=dict(COMPILED),
     )  # fmt: skip
     frame = run_sweep(cfg, progress=False)
     assert list(frame["step"]) == [10, 20]
     run = next(iter(json.loads((tmp_path / "results" / "c.json").read_text())["runs"].values()))
-    assert " --mode compile " in run["command"] and run["command"].endswith("--hidden-dims 8 8 --batch-size 8")
+    assert " --mode compile " in run["command"]
+    assert run["command"].endswith("--hidden-dims 32 32 --batch-size 32 --actor-dropout 0.1")
 
 
 def test_finetune_sweep_continues_the_offline_runs(tiny_minari, tmp_path):

@@ -183,8 +183,7 @@ def test_cli_end_to_end(data_root, tmp_path):
         "1",
         "--log-every",
         "10",
-        "--batch-size",
-        "16",
+        *("--batch-size", "32", "--hidden-dims", "32", "32", "--actor-dropout", "0.1"),  # SMALL: cached graph
     ]
     env = {**os.environ, "MINARI_DATASETS_PATH": str(data_root), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)

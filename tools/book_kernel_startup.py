@@ -1,0 +1,77 @@
+"""Kernel start-up file for notebooks executed into the rendered book: progress bars as one text line.
+
+``make book`` and the book tests run ``jupyter-book build`` with ``IQL_PROGRESS=final`` and
+``PYTHONSTARTUP`` pointing at this file; IPython kernels run the ``PYTHONSTARTUP`` file before the
+first cell (``InteractiveShellApp.exec_PYTHONSTARTUP``, on by default), so every notebook the book
+executes starts with tqdm's bars replaced:
+
+- ``tqdm.auto``, ``tqdm.autonotebook`` and ``tqdm.notebook`` give text bars, never ipywidgets
+  (a widget has no state in a static page: it would render as an empty box);
+- a bar prints nothing while it runs and one line, its final state, when it is closed (a bar left
+  on the screen, ``leave=True``); a bar with ``leave=False`` prints nothing at all.
+
+Rendered book pages receive every refresh of a running bar as a new line (each refresh is its own
+stream message, and myst-nb joins messages with newlines), hence one line. The package's own bars
+(``iql_tutorial.utils.progress_bar``) read ``IQL_PROGRESS`` themselves and behave the same way.
+Without ``IQL_PROGRESS=final`` (JupyterLab, nbmake, a plain ``python`` REPL) this file does
+nothing: interactive bars stay live.
+"""
+
+
+def _iql_final_line_progress_bars() -> None:
+    import os
+
+    if os.environ.get("IQL_PROGRESS", "") != "final":
+        return
+    import warnings
+
+    import tqdm
+    import tqdm.asyncio
+
+    class FinalLineTqdm(tqdm.asyncio.tqdm_asyncio):
+        """A text tqdm bar that shows nothing while it runs and its final state once, on close."""
+
+        _iql_closing = False
+
+        def __init__(self, *args, **kwargs):
+            kwargs["delay"] = float("inf")  # never drawn while running (no first 0% line either)
+            super().__init__(*args, **kwargs)
+
+        def display(self, *args, **kwargs):
+            # explicit refresh(), set_postfix() and set_description() draw through here too
+            return super().display(*args, **kwargs) if self._iql_closing else None
+
+        def close(self):
+            if not getattr(self, "disable", True):
+                leave = abs(self.pos) == 0 if self.leave is None else self.leave
+                if leave:  # let tqdm's close() draw the final state, once, then a newline
+                    self._iql_closing = True
+                    self.delay = 0.0
+            super().close()
+
+    def trange(*args, **kwargs):
+        return FinalLineTqdm(range(*args), **kwargs)
+
+    modules = [tqdm]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tqdm.autonotebook's "IProgress not found" / experimental
+        import tqdm.auto
+        import tqdm.autonotebook
+
+        modules += [tqdm.auto, tqdm.autonotebook]
+        try:
+            import tqdm.notebook
+        except ImportError:
+            pass
+        else:
+            modules.append(tqdm.notebook)
+    for module in modules:
+        module.tqdm = FinalLineTqdm
+        module.trange = trange
+        if hasattr(module, "tqdm_notebook"):
+            module.tqdm_notebook = FinalLineTqdm
+            module.tnrange = trange
+
+
+_iql_final_line_progress_bars()
+del _iql_final_line_progress_bars
