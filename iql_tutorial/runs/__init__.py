@@ -1,0 +1,1 @@
+"""Training runs: offline training, online fine-tuning, sweeps, evaluation, checkpoints, CLIs."""
