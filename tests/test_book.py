@@ -21,8 +21,7 @@ the placeholder repository; it also measures how many characters fit on a code c
    Built from scratch into its own folder every run, so quick-mode outputs never land in the cache
    of ``make book`` and a stale cache cannot hide a broken notebook. Set
    ``IQL_BOOK_TEST_KEEP_CACHE=1`` to reuse that folder's execution cache between runs.
-4. ``test_fullbook_pages``: the checker on HTML built elsewhere, when ``IQL_BOOK_HTML`` names it
-   (``IQL_BOOK_HTML=_build/html pytest tests/test_book.py -k fullbook``; skipped otherwise).
+The full-budget book is checked by ``make book`` itself (``tools/check_book.py _build/html``).
 
 Every build here executes the notebooks as ``make book`` does (``BOOK_EXECUTION_ENV``: progress
 bars as one final text line, see ``tools/book_kernel_startup.py``). Chromium is Debian's
@@ -482,11 +481,3 @@ def _check_built_book(browser, html: Path) -> None:
 
 def test_real_book_builds_and_renders(browser, real_book):
     _check_built_book(browser, real_book)
-
-
-def test_fullbook_pages(browser):
-    """The page checks on a book built elsewhere: ``IQL_BOOK_HTML=_build/html`` after ``make book``."""
-    html = os.environ.get("IQL_BOOK_HTML")
-    if not html:
-        pytest.skip("set IQL_BOOK_HTML to a built book's HTML folder (e.g. _build/html) to check it")
-    _check_built_book(browser, Path(html).resolve())
