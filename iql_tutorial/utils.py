@@ -7,11 +7,14 @@ import random
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    import gymnasium as gym
 
 QUICK_ENV_VAR = "IQL_QUICK"
 
@@ -87,10 +90,10 @@ def rng_state() -> dict[str, Any]:
     """Every global RNG state that training touches, as tensors and plain containers only, so a
     checkpoint holding it loads with ``torch.load(..., weights_only=True)`` (no pickled code)."""
     version, mt, pos = random.getstate()
-    kind, keys, npos, has_gauss, gauss = np.random.get_state()
+    kind, keys, npos, has_gauss, gauss = np.random.get_state(legacy=True)
     state: dict[str, Any] = {
         "python": [int(version), torch.tensor(mt, dtype=torch.int64), None if pos is None else float(pos)],
-        "numpy": [str(kind), torch.from_numpy(keys.astype(np.int64)), int(npos), int(has_gauss), float(gauss)],
+        "numpy": [str(kind), torch.from_numpy(np.asarray(keys).astype(np.int64)), int(npos), int(has_gauss), float(gauss)],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -129,3 +132,13 @@ def atomic_write_bytes(path: str | Path, write: Any) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, lambda f: f.write(text.encode()))
+
+
+def box(space: Any) -> gym.spaces.Box:
+    """``space`` as a ``gymnasium.spaces.Box`` (continuous actions or flat observations), or a
+    ``ValueError`` saying what it is instead."""
+    import gymnasium as gym
+
+    if not isinstance(space, gym.spaces.Box):
+        raise ValueError(f"Expected a continuous Box space, got {space}.")
+    return space

@@ -102,6 +102,7 @@ class IQLAgent(nn.Module):
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.value = ValueNetwork(obs_dim, config.hidden_dims, k)
         weights = config.reward_weights
+        self.reward_weights: Tensor | None
         self.register_buffer("reward_weights", torch.tensor(weights) if weights is not None else None)
         self.to(self.device)
         self.actor_opt = _adam(list(self.actor.parameters()), config.actor_lr)
@@ -207,7 +208,7 @@ class IQLAgent(nn.Module):
             out, per_sample = self._sequential_update(batch["obs"], act, batch["rewards"], batch["next_obs"],
                                                       batch["terminals"])  # fmt: skip
             if cfg.compute_priority:
-                out["priority"] = losses.priority(*per_sample, cfg.priority)
+                out["priority"] = losses.priority(per_sample[0], per_sample[1], cfg.priority)
             return out
         return self.runner().update(batch)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -100,10 +101,10 @@ class PlainIQL:
         }
 
     @torch.no_grad()
-    def load_from_agent(self, agent: nn.Module) -> None:
+    def load_from_agent(self, agent: Any) -> None:
         """Copy the weights of an ``IQLAgent`` (2-layer MLPs) so both start from the same point."""
 
-        def copy_ensemble(ensemble: nn.Module, critics: list[nn.Sequential]) -> None:
+        def copy_ensemble(ensemble: Any, critics: list[nn.Sequential]) -> None:
             layers = [*ensemble.hidden, ensemble.out]
             for i, q in enumerate(critics):
                 linears = [m for m in q if isinstance(m, nn.Linear)]

@@ -184,7 +184,7 @@ class IQLStep:
             obs, act, rew, next_obs, term = obs[idx], act[idx], rew[idx], next_obs[idx], term[idx]
         if cfg.clip_actions:
             act = act.clamp(-ACTION_CLIP, ACTION_CLIP)
-        params = [list(getattr(agent, net).parameters()) for net, _, _ in self._groups]
+        params: list[list[Tensor]] = [list(getattr(agent, net).parameters()) for net, _, _ in self._groups]
         trainable = {
             n: p.detach() for names, ps in zip(self._names, params, strict=True) for n, p in zip(names, ps, strict=True)
         }
@@ -198,11 +198,11 @@ class IQLStep:
                     beta1, beta2, eps,
                 )  # fmt: skip
             counter.add_(1.0)
-            targets = list(agent.target_critic.parameters())
+            targets: list[Tensor] = list(agent.target_critic.parameters())
             losses.polyak_update_every(targets, params[1], cfg.tau_target, counter, cfg.target_update_period)
         out = dict(metrics)
         if cfg.compute_priority:
-            out["priority"] = losses.priority(*per_sample, cfg.priority)
+            out["priority"] = losses.priority(per_sample[0], per_sample[1], cfg.priority)
         return out
 
     # ------------------------------------------------------------------ calling it

@@ -18,6 +18,7 @@ to ``medium.pt``/``expert.pt`` (with their ``.json``), the files the dataset rec
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -111,7 +112,7 @@ def select_behaviour(
     for s in pool:
         m, sd = mean_return(
             env_id,
-            lambda sp, s=s: sac_policy(s["path"], sp, seed),
+            functools.partial(lambda sp, path: sac_policy(path, sp, seed), path=s["path"]),
             seed,
             candidate_episodes,
             f"candidate {s['env_steps']}",

@@ -11,6 +11,8 @@ of several episodes - the situation where IQL's value learning beats behaviour c
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
@@ -18,6 +20,7 @@ from tqdm.auto import tqdm
 from iql_tutorial.datasets.minari_io import Episode
 from iql_tutorial.datasets.rollouts import episode_return, rollout
 from iql_tutorial.envs import ENV_IDS, MazeLayout, WaypointController
+from iql_tutorial.utils import box
 
 ARRIVAL_RADIUS = 0.5  # the controller moves on to its next target within this distance of a cell centre
 
@@ -47,7 +50,8 @@ def collect_maze(maze: str, n_steps: int, seed: int, noise: float = 0.5, errands
     """Whole episodes of ``errands`` errands each (random start, random targets) until at least
     ``n_steps`` transitions; the episode is truncated on arrival at its last target."""
     env = gym.make(ENV_IDS[maze])
-    layout = env.unwrapped.layout
+    inner: Any = env.unwrapped  # the point maze of iql_tutorial.envs
+    layout = inner.layout
     rng = np.random.default_rng(seed)
     ctl = WaypointController(layout, noise=noise)
     episodes: list[Episode] = []
@@ -63,7 +67,7 @@ def collect_maze(maze: str, n_steps: int, seed: int, noise: float = 0.5, errands
             if queue and np.linalg.norm(pos - layout.cell_center(ctl.target)) <= ARRIVAL_RADIUS:
                 ctl.set_target(queue.pop(0))
                 if not queue:  # the last errand: the environment truncates on arrival
-                    env.unwrapped.set_until_cell(ctl.target)
+                    inner.set_until_cell(ctl.target)
             return ctl(pos, rng)
 
         ep = rollout(
@@ -87,11 +91,12 @@ def maze_reference_scores(maze: str, episodes: int = 100, seed: int = 54321) -> 
     success, so the normalized score is the success rate in percent.
     """
     env = gym.make(ENV_IDS[maze])
-    layout = env.unwrapped.layout
+    inner: Any = env.unwrapped
+    layout = inner.layout
     ctl = WaypointController(layout, noise=0.0)
     ctl.set_target(layout.goal)
     rng = np.random.default_rng(seed)
-    space = env.action_space
+    space = box(env.action_space)
     rand = [episode_return(rollout(env, lambda o: rng.uniform(space.low, space.high).astype(np.float32), seed + i))
             for i in range(episodes)]  # fmt: skip
     expert = [episode_return(rollout(env, lambda o: ctl(o.astype(np.float64)), seed + i)) for i in range(episodes)]

@@ -28,6 +28,7 @@ from iql_tutorial.datasets import minari_io
 from iql_tutorial.datasets.behaviour import behaviour_dir, load_replay, read_behaviour
 from iql_tutorial.datasets.minari_io import Episode
 from iql_tutorial.datasets.rollouts import collect, episodes_from_replay, sac_policy, uniform_policy
+from iql_tutorial.utils import box
 
 NAMESPACE = "iqlbook"
 AUTHOR = "iql_tutorial (IQL from scratch)"
@@ -52,7 +53,7 @@ class SacEnv:
 # MuJoCo: a few CPU-minutes of SAC gave D4RL-"medium"-level policies on HalfCheetah and Walker2d,
 # so those have no "expert" datasets, and ref_max_score is "the best policy trained here".
 # 50,000 transitions per rollout dataset keep the committed data under ~50 MB (D4RL: 1,000,000).
-_MUJOCO = {"steps": 50_000, "shipped": ("medium", "medium-replay"), "kinds": ("random", "medium", "medium-replay"),
+_MUJOCO: dict[str, Any] = {"steps": 50_000, "shipped": ("medium", "medium-replay"), "kinds": ("random", "medium", "medium-replay"),
            "best_is_expert": False}  # fmt: skip
 
 
@@ -170,7 +171,7 @@ def _episodes(recipe: Recipe) -> tuple[list[Episode], dict[str, Any]]:
             "algorithm_name": f"SAC ({kind} snapshot at {info[kind]['env_steps']} steps, sampled actions)",
         }
     if kind == "medium-replay":
-        space = gym.make(env.env_id).action_space
+        space = box(gym.make(env.env_id).action_space)
         eps = episodes_from_replay(load_replay(env.key), info["medium_replay_steps"], space)
         return eps, {**refs, "algorithm_name": f"SAC replay buffer (first {info['medium_replay_steps']} steps)"}
     if kind == "medium-expert":
@@ -196,8 +197,8 @@ def build(name: str, force: bool = False) -> str:
         recipe.dataset_id,
         episodes,
         recipe.env_id,
-        observation_space=_float32_space(env.observation_space),
-        action_space=env.action_space,
+        observation_space=_float32_space(box(env.observation_space)),
+        action_space=box(env.action_space),
         ref_min_score=meta["ref_min_score"],
         ref_max_score=meta["ref_max_score"],
         description=recipe.describe(),

@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from iql_tutorial.datasets.minari_io import Episode
+from iql_tutorial.utils import box
 
 Policy = Callable[[np.ndarray], np.ndarray]  # observation -> action in the environment's units
 
@@ -75,7 +76,7 @@ def collect(
     if (n_episodes is None) == (n_steps is None):
         raise ValueError("give exactly one of n_episodes and n_steps")
     env = gym.make(env_id)
-    policy = make_policy(env.action_space)
+    policy = make_policy(box(env.action_space))
     episodes: list[Episode] = []
     total = n_episodes if n_episodes is not None else n_steps
     bar = tqdm(total=total, desc=desc or f"collect {env_id}", unit="ep" if n_episodes else "step", mininterval=1.0)
@@ -132,5 +133,5 @@ def episodes_from_replay(replay: dict[str, np.ndarray], upto: int, space: gym.sp
                 "seed": None,
             }
         )
-        start = end + 1
+        start = int(end) + 1
     return episodes

@@ -40,7 +40,7 @@ from iql_tutorial.core.networks import EnsembleCritic
 from iql_tutorial.data.buffer import ReplayBuffer
 from iql_tutorial.data.loader import ActionScaler
 from iql_tutorial.runs.checkpoint import load_checkpoint, save_checkpoint
-from iql_tutorial.utils import atomic_write_bytes, atomic_write_text
+from iql_tutorial.utils import atomic_write_bytes, atomic_write_text, box
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 LOG_2 = math.log(2.0)
@@ -212,8 +212,9 @@ class SAC:
         self.alpha_opt.step()
 
         with torch.no_grad():
-            t = list(self.critic_target.parameters())
-            torch._foreach_lerp_(t, list(self.critic.parameters()), c.tau)
+            t: list[Tensor] = list(self.critic_target.parameters())
+            s: list[Tensor] = list(self.critic.parameters())
+            torch._foreach_lerp_(t, s, c.tau)
         return {
             "critic_loss": loss_q.detach(),
             "actor_loss": loss_pi.detach(),
@@ -305,6 +306,7 @@ def evaluate_policy(
 ) -> np.ndarray:
     """Undiscounted returns of ``episodes`` episodes, env reset with ``seed + i``."""
     env = gym.make(env_id)
+    space = box(env.action_space)
     gen = torch.Generator().manual_seed(seed)
     returns = []
     for i in range(episodes):
@@ -312,7 +314,7 @@ def evaluate_policy(
         done, ret = False, 0.0
         while not done:
             a = actor.act(obs, deterministic=deterministic, generator=gen)
-            obs, r, term, trunc, _ = env.step(to_env_action(a, env.action_space))
+            obs, r, term, trunc, _ = env.step(to_env_action(a, space))
             ret += float(r)
             done = term or trunc
         returns.append(ret)
@@ -359,8 +361,8 @@ def train_sac(
         json.dumps({"env_id": env_id, "total_steps": total_steps, "seed": seed, **asdict(config)}, indent=2) + "\n"
     )
     env = gym.make(env_id)
-    space = env.action_space
-    obs_dim, act_dim = env.observation_space.shape[0], space.shape[0]
+    space = box(env.action_space)
+    obs_dim, act_dim = box(env.observation_space).shape[0], space.shape[0]
     agent = SAC(obs_dim, act_dim, config, seed=seed)
     buf = ReplayBuffer.empty(total_steps, obs_dim, act_dim)
     state = TrainState()
@@ -375,9 +377,9 @@ def train_sac(
         for k, v in part.items():
             getattr(buf.storage, k)[: len(v)] = v
         buf.size = len(part["obs"])
-        state = TrainState(
-            **{k: [tuple(x) for x in v] if isinstance(v, list) else v for k, v in saved["state"].items()}
-        )
+        st = saved["state"]
+        state = TrainState(int(st["step"]), int(st["episode"]), float(st["cpu_seconds"]),
+                           [tuple(x) for x in st["curve"]], [tuple(x) for x in st["evals"]])  # fmt: skip
         rng.bit_generator.state = saved["rng"]
         gen.set_state(saved["gen"])
         sampler.set_state(saved["sampler"])
@@ -433,7 +435,8 @@ def train_sac(
     _write_curves(out_dir, state)
     if checkpoint_dir is not None:
         Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
-        np.savez(Path(checkpoint_dir) / "replay.npz", **replay_arrays(buf))
+        np.savez(Path(checkpoint_dir) / "replay.npz", **replay_arrays(buf))  # type: ignore[arg-type]
+        assert ckpt is not None
         _save_checkpoint(ckpt, agent, buf, state, rng, gen, sampler)
     env.close()
     return agent, buf, state

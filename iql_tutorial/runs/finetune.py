@@ -108,7 +108,7 @@ def _flat(space: gym.Space, obs: Any) -> np.ndarray:
 def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progress: bool = True) -> FinetuneResult:
     """Load the offline run's final checkpoint, then alternate one environment step with the
     policy's sampled action and ``updates_per_step`` IQL updates on the mixed buffer."""
-    offline_dir, out = Path(cfg.offline_run), Path(cfg.out)
+    offline_dir, out = Path(cfg.offline_run), Path(str(cfg.out))
     if not (offline_dir / "checkpoint.pt").exists():
         raise FileNotFoundError(
             f"{offline_dir} holds no checkpoint.pt: train offline first (python -m iql_tutorial.train)."
@@ -182,10 +182,12 @@ def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progres
             a = agent.act(
                 torch.as_tensor(obs, dtype=torch.float32, device=device)[None], epsilon=1.0, generator=act_gen
             )
-        a = a[0].cpu().numpy()
-        nxt, r, term, trunc, _ = env.step(dataset.action_scaler.to_env(a).astype(env.action_space.dtype))
+        a_np = a[0].cpu().numpy()
+        nxt, r, term, trunc, _ = env.step(dataset.action_scaler.to_env(a_np).astype(env.action_space.dtype))
         nxt = _flat(space, nxt)
-        buffer.add(obs, a, r * dataset.reward_scale + dataset.reward_shift, nxt, term, trunc, first_id + episode)
+        buffer.add(
+            obs, a_np, float(r) * dataset.reward_scale + dataset.reward_shift, nxt, term, trunc, first_id + episode
+        )
         for _ in range(cfg.updates_per_step):
             metrics = agent.update(buffer.sample(iql.batch_size, sampler))
         env_step += 1

@@ -180,7 +180,7 @@ class StepRunner:
         else:
             cache = getattr(step, "_compiled", None)
             if cache is None:
-                cache = step._compiled = compiled(step)  # type: ignore[attr-defined]
+                cache = step._compiled = compiled(step)
             self.fn = cache
         self.graph: CudaGraphStep | None = None
         if self.mode == "cuda-graph" and data is not None:
