@@ -28,9 +28,12 @@ def test_sweep_gathers_curves_and_skips_finished_runs(tiny_minari, tmp_path):
     run = next(iter(meta["runs"].values()))
     assert run["command"].startswith("python -m iql_tutorial.train")
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
-    assert head.returncode == 0 and run["commit"] == head.stdout.strip()  # this checkout's commit, not "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "iql_tutorial"],
+                           capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    want = head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    assert head.returncode == 0 and run["commit"] == want  # this checkout's commit, not "unknown"
     assert run["hardware"].startswith("CPU ") and f"torch {torch.__version__}" in run["hardware"]  # device, torch
-    assert f"{torch.get_num_threads()} threads" in run["hardware"]
+    assert f"{torch.get_num_threads()} torch threads" in run["hardware"]
     stamp = (tmp_path / "runs" / "tests_pendulum_short-v0-awr-seed0" / "checkpoint.pt").stat().st_mtime_ns
     again = run_sweep(cfg, progress=False)  # finished runs are not trained again
     assert (tmp_path / "runs" / "tests_pendulum_short-v0-awr-seed0" / "checkpoint.pt").stat().st_mtime_ns == stamp

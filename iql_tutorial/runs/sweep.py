@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shlex
 import subprocess
@@ -157,23 +158,38 @@ def run_tag(dataset: str, policy: str, seed: int) -> str:
 
 
 def commit_id() -> str:
+    """The commit of the package's source tree, with ``+dirty`` when it has uncommitted changes."""
+    here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).resolve().parent,
-            timeout=10,
-        )
-        return out.stdout.strip() or "unknown"
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=here,
+                              timeout=10).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", str(here.parent)], capture_output=True,
+                               text=True, cwd=here, timeout=10).stdout.strip()  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    return (head + ("+dirty" if dirty else "")) if head else "unknown"
+
+
+# The code a process runs is the code it imported: its commit is read once, at import, so a
+# long sweep does not record commits made while it was running.
+CODE_COMMIT = commit_id()
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def hardware(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    cores = os.cpu_count()
+    return f"CPU {cpu_name()} ({cores} cores), {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
 def _finished(out: Path, steps: int) -> bool:
@@ -202,7 +218,7 @@ def sweep_run(
         )
         entry = {
             "command": cmd,
-            "commit": commit_id(),
+            "commit": CODE_COMMIT,
             "hardware": hardware(resolve_device(cfg.device)),
             "wall_s_this_session": round(time.perf_counter() - t0, 1),
             "wall_s_total": round(result.wall_s, 1),
@@ -308,7 +324,7 @@ def run_finetune_sweep(
                 meta["runs"][out.name] = {
                     "command": f"python -m iql_tutorial.finetune --offline-run {offline} --online-steps {online_steps} "
                     f"--seed {seed} --eval-every {eval_every} --eval-episodes {eval_episodes} --out {out}",
-                    "commit": commit_id(),
+                    "commit": CODE_COMMIT,
                     "hardware": hardware(torch.device("cpu")),
                     "wall_s_this_session": round(time.perf_counter() - t0, 1),
                 }
