@@ -33,13 +33,14 @@ def minari_path(root):
 @pytest.fixture(scope="session")
 def tiny_minari_root(tmp_path_factory):
     """A folder of tiny random Pendulum datasets in Minari's layout (see _tiny_data), made once."""
-    from _tiny_data import make_pendulum_dataset
+    from _tiny_data import make_maze_dataset, make_pendulum_dataset
 
     root = tmp_path_factory.mktemp("minari")
     with minari_path(root):
         make_pendulum_dataset("tests/pendulum/tiny-v0")
         make_pendulum_dataset("tests/pendulum/nan-v0", nan_episode=1)
         make_pendulum_dataset("tests/pendulum/short-v0", episodes=2, max_steps=30)
+        make_maze_dataset("tests/pointmaze/tiny-v0")
     return root
 
 

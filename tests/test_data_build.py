@@ -176,3 +176,131 @@ def test_episodes_from_replay_splits_and_cuts():
     assert eps[0]["terminations"][-1] and eps[1]["truncations"][-1] and eps[2]["truncations"][-1]
     np.testing.assert_array_equal(eps[1]["observations"].ravel(), [3, 4, 5])
     assert np.allclose(eps[0]["actions"], 1.0)  # 0.5 in [-1, 1] is 1.0 in [-2, 2]
+
+
+def _h5_episodes(path) -> list[dict[str, np.ndarray]]:
+    """Every episode of a Minari HDF5 file, in episode order, read with h5py alone."""
+    with h5py.File(path, "r") as f:
+        names = sorted(f, key=lambda n: int(n.split("_")[-1]))
+        return [{k: f[n][k][()] for k in ("observations", "actions", "rewards", "terminations", "truncations")}
+                for n in names]  # fmt: skip
+
+
+def test_medium_expert_is_medium_then_expert_and_equals_committed(tmp_minari):
+    """From the committed medium and expert parts, the build is their episodes in that order,
+    byte-for-byte the committed medium-expert dataset."""
+    import shutil
+
+    for kind in ("medium", "expert"):
+        shutil.copytree(REPO_DATA_DIR / f"iqlbook/pendulum/{kind}-v0", tmp_minari / f"iqlbook/pendulum/{kind}-v0")
+    dataset_id = build("pendulum-medium-expert")
+    assert dataset_id == "iqlbook/pendulum/medium-expert-v0"
+    rel = f"{dataset_id}/data/main_data.hdf5"
+    _same_file_contents(REPO_DATA_DIR / rel, tmp_minari / rel)
+    medium = _h5_episodes(REPO_DATA_DIR / "iqlbook/pendulum/medium-v0/data/main_data.hdf5")
+    expert = _h5_episodes(REPO_DATA_DIR / "iqlbook/pendulum/expert-v0/data/main_data.hdf5")
+    both = _h5_episodes(tmp_minari / rel)
+    assert len(both) == len(medium) + len(expert) == 200
+    for got, want in zip(both, medium + expert, strict=True):
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+    meta = json.loads((tmp_minari / dataset_id / "data" / "metadata.json").read_text())
+    committed = json.loads((REPO_DATA_DIR / dataset_id / "data" / "metadata.json").read_text())
+    for k in ("total_steps", "total_episodes", "ref_min_score", "ref_max_score", "description", "env_spec"):
+        assert meta[k] == committed[k], k
+    assert meta["total_steps"] == sum(len(e["actions"]) for e in medium + expert)
+
+
+def test_medium_expert_from_nothing_builds_its_parts_deterministically(tmp_minari, tmp_path, monkeypatch):
+    """With no parts on disk, building medium-expert builds medium and expert first (a tiny
+    budget: two episodes each); building everything again from nothing gives the same files."""
+    import dataclasses
+    import importlib
+    import shutil
+
+    recipes = importlib.import_module(build.__module__)
+    monkeypatch.setitem(recipes.SAC_ENVS, "pendulum", dataclasses.replace(recipes.SAC_ENVS["pendulum"], episodes=2))
+    files = {
+        k: tmp_minari / f"iqlbook/pendulum/{k}-v0/data/main_data.hdf5" for k in ("medium", "expert", "medium-expert")
+    }
+    build("pendulum-medium-expert")
+    assert all(minari_io.is_built(f"iqlbook/pendulum/{k}-v0") for k in files)
+    medium, expert, both = (_h5_episodes(files[k]) for k in ("medium", "expert", "medium-expert"))
+    assert len(medium) == len(expert) == 2 and len(both) == 4
+    for got, want in zip(both, medium + expert, strict=True):
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+    assert not np.array_equal(medium[0]["actions"], expert[0]["actions"])  # two different policies
+    saved = tmp_path / "first"
+    shutil.copytree(tmp_minari / "iqlbook", saved)
+    shutil.rmtree(tmp_minari / "iqlbook")
+    build("pendulum-medium-expert")
+    for f in files.values():
+        _same_file_contents(saved / f.relative_to(tmp_minari / "iqlbook"), f)
+
+
+def test_medium_replay_prefix_reproduces_the_committed_sac_run(tmp_path):
+    """The committed medium-replay data is the SAC run's replay buffer. Rerunning that run (its
+    recorded config and seed) for its uniform-random warm-up gives the same transitions bit for
+    bit (after the warm-up, float rounding of the updates differs between machines)."""
+    from iql_tutorial.sac import SACConfig, replay_arrays, to_env_action, train_sac
+
+    training = json.loads((REPO_DATA_DIR / "behaviour" / "pendulum" / "behaviour.json").read_text())["training"]
+    cfg = SACConfig(**{**training["sac_config"], "hidden": tuple(training["sac_config"]["hidden"])})
+    n = cfg.start_steps
+    assert n >= 1000  # a prefix of ten episodes at least
+    _, buf, _ = train_sac("Pendulum-v1", n, tmp_path / "sac", cfg, seed=training["seed"], snapshot_every=10**9,
+                          progress=False)  # fmt: skip
+    run = replay_arrays(buf)
+    assert len(run["obs"]) == n
+    eps = _h5_episodes(REPO_DATA_DIR / "iqlbook/pendulum/medium-replay-v0/data/main_data.hdf5")
+    cat = {k: np.concatenate([e[k] for e in eps])[:n] for k in ("actions", "rewards", "terminations", "truncations")}
+    np.testing.assert_array_equal(np.concatenate([e["observations"][:-1] for e in eps])[:n], run["obs"])
+    np.testing.assert_array_equal(np.concatenate([e["observations"][1:] for e in eps])[:n], run["next_obs"])
+    np.testing.assert_array_equal(cat["rewards"], run["rewards"])
+    space = gym.make("Pendulum-v1").action_space
+    np.testing.assert_array_equal(cat["actions"], to_env_action(run["actions"], space).astype(np.float32))
+    np.testing.assert_array_equal(cat["terminations"], run["terminals"])
+    np.testing.assert_array_equal(cat["truncations"], run["truncations"])
+
+
+def test_medium_replay_build_cuts_the_replay_at_the_medium_snapshot(tmp_minari, tmp_path, monkeypatch):
+    """``build`` on a small SAC run's replay buffer (its replay.npz) cut at 550 steps: two whole
+    200-step Pendulum episodes and the running one cut at 150 steps and marked truncated;
+    rebuilding gives the same file."""
+    import importlib
+
+    from iql_tutorial.sac import SACConfig, to_env_action, train_sac
+
+    train_sac("Pendulum-v1", 700, tmp_path / "sac", SACConfig(hidden=(16, 16), batch_size=16, start_steps=300),
+              seed=3, snapshot_every=10**9, checkpoint_dir=tmp_path / "cache", progress=False)  # fmt: skip
+    with np.load(tmp_path / "cache" / "replay.npz") as z:
+        replay = {k: z[k] for k in z.files}
+    assert len(replay["rewards"]) == 700
+    recipes = importlib.import_module(build.__module__)  # where build looks its helpers up
+    real_info = recipes.read_behaviour("pendulum")
+    monkeypatch.setattr(recipes, "load_replay", lambda key: replay if key == "pendulum" else {}[key])
+    monkeypatch.setattr(recipes, "read_behaviour", lambda key: {**real_info, "medium_replay_steps": 550})
+
+    dataset_id = build("pendulum-medium-replay", force=True)
+    path = tmp_minari / dataset_id / "data" / "main_data.hdf5"
+    eps = _h5_episodes(path)
+    assert [len(e["actions"]) for e in eps] == [200, 200, 150]
+    for i, e in enumerate(eps):
+        sl = slice(200 * i, 200 * i + len(e["actions"]))
+        np.testing.assert_array_equal(e["observations"][:-1], replay["obs"][sl])
+        np.testing.assert_array_equal(e["observations"][1:], replay["next_obs"][sl])
+        np.testing.assert_array_equal(e["rewards"], replay["rewards"][sl])
+        space = gym.make("Pendulum-v1").action_space
+        np.testing.assert_array_equal(e["actions"], to_env_action(replay["actions"][sl], space).astype(np.float32))
+        assert e["truncations"][-1] and not e["truncations"][:-1].any() and not e["terminations"].any()
+    meta = json.loads((tmp_minari / dataset_id / "data" / "metadata.json").read_text())
+    assert meta["total_steps"] == 550 and meta["total_episodes"] == 3
+    assert meta["ref_min_score"] == pytest.approx(real_info["ref_min_score"])
+    assert meta["ref_max_score"] == pytest.approx(real_info["ref_max_score"])
+    first = tmp_path / "first.hdf5"
+    first.write_bytes(path.read_bytes())
+    build("pendulum-medium-replay", force=True)
+    _same_file_contents(first, path)  # deterministic
+    d = load_dataset(dataset_id, download=False)
+    assert len(d.transitions) == 550 and d.transitions.timeouts.sum() == 3

@@ -3,10 +3,10 @@
 import pandas as pd
 import pytest
 import torch
-from iql_tutorial.finetune import FinetuneConfig, ReplayBuffer, finetune
-from iql_tutorial.train import TrainConfig, train
 
 from iql_tutorial import IQLConfig
+from iql_tutorial.finetune import FinetuneConfig, ReplayBuffer, finetune
+from iql_tutorial.train import TrainConfig, train
 
 torch.set_num_threads(1)
 DATA_ID = "tests/pendulum/short-v0"
@@ -110,7 +110,7 @@ def test_killed_fine_tuning_resumes_exactly(offline_run, tiny_minari, tmp_path, 
         finetune(cfg(offline_run, tmp_path / "killed"), progress=False)
     monkeypatch.setattr(RB, "add", original)
     resumed = finetune(cfg(offline_run, tmp_path / "killed", resume=True), progress=False)
-    for (name, a), b in zip(full.agent.state_dict().items(), resumed.agent.state_dict().values()):
+    for (name, a), b in zip(full.agent.state_dict().items(), resumed.agent.state_dict().values(), strict=True):
         if a is not None:
             assert torch.equal(a, b), name
     for k, v in full.buffer.online_part().items():

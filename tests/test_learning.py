@@ -74,30 +74,48 @@ def test_bandit_value_converges_to_the_expectile_of_rewards(tau):
     assert q.mean(0).squeeze(-1).numpy() == pytest.approx(rewards.reshape(-1), abs=0.15)
 
 
+CHAIN_N, CHAIN_GAMMA = 5, 0.9
+CHAIN_MOVES = {-0.5: -1, 0.5: 1}
+
+
+def chain_step(s: int, a: float) -> tuple[int, float, float]:
+    s2 = min(max(s + CHAIN_MOVES[a], 0), CHAIN_N - 1)
+    return s2, float(s2 == CHAIN_N - 1), float(s2 == CHAIN_N - 1)
+
+
+def chain_fixed_point(tau: float) -> np.ndarray:
+    """V(s) = expectile_tau over the data's actions of r + gamma V(s'), by value iteration
+    (independent of the package); values of the non-terminal states."""
+    v = np.zeros(CHAIN_N)
+    for _ in range(500):
+        new = v.copy()
+        for s in range(CHAIN_N - 1):
+            qs = [r + CHAIN_GAMMA * (1 - d) * v[s2] for s2, r, d in (chain_step(s, a) for a in CHAIN_MOVES)]
+            new[s] = expectile(np.array(qs), tau)
+        v = new
+    return v[: CHAIN_N - 1]
+
+
 def test_chain_values_converge_to_the_expectile_fixed_point():
     """A 5-state chain, goal (terminal, reward 1) at the right end, actions left/right.
 
-    With tau = 0.9, IQL's V is the fixed point of V(s) = expectile_tau over the data's actions
-    of r + gamma V(s'), which lies between the behaviour value (tau = 0.5) and the optimal value.
+    With tau = 0.7, IQL's V is the fixed point of V(s) = expectile_tau over the data's actions
+    of r + gamma V(s'), which lies between the behaviour value (tau = 0.5) and the optimal value,
+    clearly below the optimal one (about 0.2 at the far end). The tolerance separates that fixed
+    point from the optimal value and from the fixed point of tau = 0.8: a learner that ignores
+    tau, or uses another one, fails.
     """
-    n, gamma, tau = 5, 0.9, 0.9
-    moves = {-0.5: -1, 0.5: 1}
-
-    def step(s, a):
-        s2 = min(max(s + moves[a], 0), n - 1)
-        return s2, float(s2 == n - 1), float(s2 == n - 1)
-
-    v = np.zeros(n)
-    for _ in range(500):  # the exact fixed point, computed independently of the package
-        new = v.copy()
-        for s in range(n - 1):
-            qs = [r + gamma * (1 - d) * v[s2] for s2, r, d in (step(s, a) for a in moves)]
-            new[s] = expectile(np.array(qs), tau)
-        v = new
+    n, gamma, tau, tol = CHAIN_N, CHAIN_GAMMA, 0.7, 0.04
+    v = chain_fixed_point(tau)
+    optimal = gamma ** np.arange(n - 2, -1, -1)  # V*(s) = gamma^(steps to goal - 1)
+    other = chain_fixed_point(0.8)
+    # the test can tell them apart: no vector is within tol of v and of either competitor
+    assert np.abs(optimal - v).max() > 2 * tol and np.abs(other - v).max() > 2 * tol
+    assert optimal[0] - v[0] > 0.2  # tau = 0.7 is far from the optimal value at s0
     obs, act, rew, nxt, term = [], [], [], [], []
     for s in range(n - 1):
-        for a in moves:
-            s2, r, d = step(s, a)
+        for a in CHAIN_MOVES:
+            s2, r, d = chain_step(s, a)
             obs += [np.eye(n)[s]] * 40
             act += [[a]] * 40
             rew += [r] * 40
@@ -107,8 +125,9 @@ def test_chain_values_converge_to_the_expectile_fixed_point():
     agent = train(t, IQLConfig(expectile=tau, gamma=gamma, **FAST), 4000)
     with torch.no_grad():
         learned = agent.value(torch.eye(n)[: n - 1]).squeeze(-1).numpy()
-    assert learned == pytest.approx(v[: n - 1], abs=0.06)
-    optimal = gamma ** np.arange(n - 2, -1, -1)  # V*(s) = gamma^(steps to goal - 1)
+    assert np.abs(learned - v).max() < tol, (learned, v)  # the tau = 0.7 fixed point ...
+    assert np.abs(learned - optimal).max() > tol, (learned, optimal)  # ... not the optimal value ...
+    assert np.abs(learned - other).max() > tol, (learned, other)  # ... nor another tau's fixed point
     assert np.all(learned < optimal + 0.03)  # pessimistic: never above the optimal value
     assert np.all(np.diff(learned) > 0)  # closer to the goal is worth more
 

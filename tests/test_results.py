@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+
 from iql_tutorial.results import SweepConfig, run_sweep, summary
 
 torch.set_num_threads(1)

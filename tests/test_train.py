@@ -11,11 +11,11 @@ import gymnasium as gym
 import pandas as pd
 import pytest
 import torch
-from iql_tutorial.train import TrainConfig, main, train
 
 from iql_tutorial import IQLConfig
 from iql_tutorial.core.step import IQLStep
 from iql_tutorial.data import check_continuous, load_dataset
+from iql_tutorial.train import TrainConfig, main, train
 
 torch.set_num_threads(1)
 SMALL = {"hidden_dims": (32, 32), "batch_size": 32, "actor_dropout": 0.1}
@@ -254,9 +254,8 @@ def test_out_naming_an_existing_file_is_a_one_line_error(data_root, tmp_path, ca
 
 def test_old_module_paths_still_work():
     import iql_tutorial.agent
-    import iql_tutorial.train
-
     import iql_tutorial.core.agent
+    import iql_tutorial.train
 
     assert iql_tutorial.agent.IQLAgent is iql_tutorial.core.agent.IQLAgent
     assert iql_tutorial.train.TrainConfig is TrainConfig

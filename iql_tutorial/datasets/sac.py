@@ -424,11 +424,12 @@ def train_sac(
             _write_curves(out_dir, state)
         if ckpt is not None and state.step % checkpoint_every == 0 and state.step < total_steps:
             state.cpu_seconds = time.process_time() - t0
-            _save_checkpoint(ckpt, agent, buf, state, rng, gen, sampler)
-            # a resumed run starts a fresh episode, as this one would after a restart
-            obs, _ = env.reset(seed=seed + 1_000_000 + state.episode)
+            # a resumed run starts a fresh episode, as this one does: the cut episode is marked
+            # truncated *before* saving, so the saved buffer has the same episode ends
             if ep_len:
                 buf.storage.timeouts[buf.size - 1] = 1.0
+            _save_checkpoint(ckpt, agent, buf, state, rng, gen, sampler)
+            obs, _ = env.reset(seed=seed + 1_000_000 + state.episode)
             ep_ret, ep_len = 0.0, 0
     bar.close()
     state.cpu_seconds = time.process_time() - t0

@@ -161,8 +161,10 @@ def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progres
         env_step, episode = int(ckpt["env_step"]), int(ckpt["episode"])
         train_log.truncate_after(env_step)
         eval_log.truncate_after(env_step)
-    else:
+    else:  # a fresh run, or one killed before its first checkpoint: start its logs over
         out.mkdir(parents=True, exist_ok=True)
+        for log in (train_log, eval_log):
+            log.path.unlink(missing_ok=True)
         atomic_write_text(out / "run.json", json.dumps(identity, indent=2))
         if cfg.eval_episodes > 0:  # the offline policy's score, as step 0 of the online phase
             eval_log.append(
@@ -175,6 +177,23 @@ def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progres
     bar = progress_bar(cfg.online_steps, env_step, f"online {offline_run['dataset']}", "env step", progress)
     t0 = time.perf_counter()
     checkpoint_due = False
+    saved_at = env_step if ckpt is not None else -1
+
+    def save(at: int, next_episode: int) -> None:
+        nonlocal saved_at
+        state = {
+            "agent": agent.full_state(),
+            "online": buffer.online_part(),
+            "sampler": sampler.get_state(),
+            "act_gen": act_gen.get_state(),
+            "rng": rng_state(),
+            "env_step": at,
+            "episode": next_episode,
+            "offline_updates": offline_updates,
+        }
+        save_checkpoint(out / "checkpoint.pt", state)
+        saved_at = at
+
     metrics: dict[str, Tensor] = {}
     obs = _flat(space, env.reset(seed=cfg.seed * 1_000_003 + episode)[0])
     while env_step < cfg.online_steps:
@@ -211,21 +230,11 @@ def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progres
         if term or trunc:
             episode += 1
             if checkpoint_due or env_step == cfg.online_steps:  # only at episode boundaries: exact resume
-                save_checkpoint(
-                    out / "checkpoint.pt",
-                    {
-                        "agent": agent.full_state(),
-                        "online": buffer.online_part(),
-                        "sampler": sampler.get_state(),
-                        "act_gen": act_gen.get_state(),
-                        "rng": rng_state(),
-                        "env_step": env_step,
-                        "episode": episode,
-                        "offline_updates": offline_updates,
-                    },
-                )
+                save(env_step, episode)
                 checkpoint_due = False
             obs = _flat(space, env.reset(seed=cfg.seed * 1_000_003 + episode)[0])
+    if saved_at != cfg.online_steps:  # the budget ended mid-episode: the final agent, for the record
+        save(env_step, episode + 1)  # (a resume of a finished run only reads it; no episode continues)
     bar.close()
     env.close()
 
