@@ -27,21 +27,35 @@ def tmp_minari(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _same_file_contents(a, b) -> None:
+def _same_file_contents(a, b, float_tol: float = 0.0) -> None:
+    """Same episodes, fields and shapes; flags exactly equal; floats equal, or within ``float_tol``
+    times each field's largest magnitude."""
     with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
         assert sorted(fa) == sorted(fb)
         for ep in fa:
             assert sorted(fa[ep]) == sorted(fb[ep])
             for k in fa[ep]:
-                np.testing.assert_array_equal(fa[ep][k][()], fb[ep][k][()], err_msg=f"{ep}/{k}")
+                x, y = fa[ep][k][()], fb[ep][k][()]
+                if float_tol and np.asarray(x).dtype.kind == "f":
+                    assert x.shape == y.shape, f"{ep}/{k}"
+                    np.testing.assert_allclose(x, y, rtol=0, atol=float_tol * np.abs(x).max(), err_msg=f"{ep}/{k}")
+                else:
+                    np.testing.assert_array_equal(x, y, err_msg=f"{ep}/{k}")
 
 
-@pytest.mark.parametrize("name", ["pendulum-random", "pendulum-medium", "pointmaze-umaze"])
+# A policy's float32 matmuls round differently on different CPUs (the committed data was built on
+# an AMD Zen 4 VM; the same rebuild on an Intel Xeon differs by 1e-7 in the first actions), and
+# Pendulum's dynamics grow that to at most 1e-3 of a field's range over an episode (measured).
+# Rebuilds that involve no network are bit-identical everywhere.
+POLICY_TOL = {"pendulum-random": 0.0, "pendulum-medium": 5e-3, "pointmaze-umaze": 0.0}
+
+
+@pytest.mark.parametrize("name", sorted(POLICY_TOL))
 def test_rebuild_equals_committed(tmp_minari, name):
     dataset_id = build(name)
     assert dataset_id == resolve(name).dataset_id
     _same_file_contents(REPO_DATA_DIR / dataset_id / "data" / "main_data.hdf5",
-                        tmp_minari / dataset_id / "data" / "main_data.hdf5")  # fmt: skip
+                        tmp_minari / dataset_id / "data" / "main_data.hdf5", POLICY_TOL[name])  # fmt: skip
     committed = json.loads((REPO_DATA_DIR / dataset_id / "data" / "metadata.json").read_text())
     rebuilt = json.loads((tmp_minari / dataset_id / "data" / "metadata.json").read_text())
     for k in ("total_steps", "total_episodes", "ref_min_score", "ref_max_score", "description", "env_spec"):
