@@ -37,6 +37,73 @@ def test_value_loss_is_sign_aware_for_negative_weights():
     assert losses.value_loss(target_q, value, 0.9).item() == pytest.approx(1.8)
 
 
+def test_reference_designs_plain_expectile_for_negative_weights():
+    """``sign_aware=False`` (ALF's choice): the upper expectile in every dimension, costs included."""
+    target_q = torch.tensor([[1.0, 1.0], [0.0, -2.0]])
+    value = torch.tensor([[0.0, 0.0], [1.0, 0.0]])  # u = [[1, 1], [-1, -2]]
+    w = torch.tensor([1.0, -2.0])
+    # plain: [[.9*1, .9*1], [.1*1, .1*4]] -> sums [1.8, 0.5] -> mean 1.15
+    assert losses.value_loss(target_q, value, 0.9, w, sign_aware=False).item() == pytest.approx(1.15)
+    # sign-aware: the cost column is negated, u = [[1, -1], [-1, 2]] -> [[.9, .1], [.1, .9*4]] -> [1.0, 3.7]
+    assert losses.value_loss(target_q, value, 0.9, w, sign_aware=True).item() == pytest.approx(2.35)
+    per = losses.value_loss_per_sample(target_q, value, 0.9, w, sign_aware=False)
+    assert torch.allclose(per, torch.tensor([1.8, 0.5]))
+
+
+def test_priority_critic_alone_or_with_the_value_loss():
+    critic = torch.tensor([4.0, 0.25, 0.0])
+    value = torch.tensor([5.0, 0.75, 1.0])
+    assert torch.allclose(losses.priority(critic, value, "critic"), torch.tensor([2.0, 0.5, 0.0]))
+    assert torch.allclose(losses.priority(critic, value, "critic+value"), torch.tensor([3.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="critic\\+value"):
+        losses.priority(critic, value, "td")
+
+
+def test_agent_priority_options_by_hand():
+    """The agent returns the option's priority from its own per-sample losses, computed here by
+    hand from the agent's networks (critic: sum over replicas of the squared TD error)."""
+    from iql_tutorial import IQLAgent, IQLConfig
+
+    g = torch.Generator().manual_seed(0)
+    batch = {"obs": torch.randn(8, 3, generator=g), "actions": torch.rand(8, 2, generator=g) * 2 - 1,
+             "rewards": torch.randn(8, 1, generator=g), "next_obs": torch.randn(8, 3, generator=g),
+             "terminals": torch.zeros(8)}  # fmt: skip
+    for mode in ("critic", "critic+value"):
+        torch.manual_seed(1)
+        agent = IQLAgent(3, 2, IQLConfig(hidden_dims=(8, 8), compute_priority=True, priority=mode, expectile=0.8))
+        with torch.no_grad():
+            q = agent.critic(batch["obs"], batch["actions"])  # [N, B, 1], before the update
+            y = batch["rewards"] + 0.99 * agent.value(batch["next_obs"])
+            critic_ps = ((q - y) ** 2).sum(dim=(0, 2))
+            u = agent.target_critic(batch["obs"], batch["actions"]).amin(0) - agent.value(batch["obs"])
+            value_ps = (torch.where(u < 0, 0.2, 0.8) * u**2).sum(-1)
+        got = agent.update(batch)["priority"]
+        want = critic_ps.sqrt() if mode == "critic" else (critic_ps + value_ps).sqrt()
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("sign_aware", [True, False])
+def test_agent_value_loss_follows_the_sign_aware_option(sign_aware):
+    from iql_tutorial import IQLAgent, IQLConfig
+
+    g = torch.Generator().manual_seed(0)
+    batch = {"obs": torch.randn(8, 3, generator=g), "actions": torch.rand(8, 2, generator=g) * 2 - 1,
+             "rewards": torch.randn(8, 2, generator=g), "next_obs": torch.randn(8, 3, generator=g),
+             "terminals": torch.zeros(8)}  # fmt: skip
+    torch.manual_seed(1)
+    cfg = IQLConfig(hidden_dims=(8, 8), reward_weights=[1.0, -1.0], sign_aware_expectile=sign_aware)
+    agent = IQLAgent(3, 2, cfg)
+    with torch.no_grad():
+        tq = agent.target_critic(batch["obs"], batch["actions"])  # [N, B, 2]
+        qmin = torch.stack([tq[..., 0].amin(0), tq[..., 1].amax(0)], -1)  # sign-aware replica min
+        u = qmin - agent.value(batch["obs"])
+        if sign_aware:
+            u = u * torch.tensor([1.0, -1.0])
+        want = (torch.where(u < 0, 0.3, 0.7) * u**2).sum(-1).mean()
+    got = agent.update(batch)["value_loss"]
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_td_target_masks_terminal_but_not_truncation():
     r = torch.tensor([[1.0], [2.0], [3.0]])
     v_next = torch.tensor([[10.0], [10.0], [10.0]])
