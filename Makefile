@@ -67,10 +67,11 @@ lab: setup
 		--MappingKernelManager.default_kernel_name=python3 $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # The paper's 1,000,000 gradient steps on a GPU; a CPU-sized 100,000 otherwise (override with STEPS=).
+# The budget (1M gradient steps on a GPU, 100k on a CPU) and the mode (CUDA graph on a GPU, the
+# compiled step on a CPU) are the trainer's own defaults (iql_tutorial.runs.train.default_steps).
 train: setup
-	$(PY) -m iql_tutorial.train --dataset $(or $(DATASET),iqlbook/pendulum/medium-replay-v0) --device auto \
-		--steps $(or $(STEPS),$(shell $(PY) -c "import torch; print(1000000 if torch.cuda.is_available() else 100000)")) \
-		$(shell $(PY) -c "import torch; print('' if torch.cuda.is_available() else '--compile')") $(TRAIN_ARGS)
+	$(PY) -m iql_tutorial.train --dataset $(or $(DATASET),iqlbook/pendulum/medium-replay-v0) \
+		$(if $(STEPS),--steps $(STEPS)) $(TRAIN_ARGS)
 
 results: setup
 	$(PY) -m iql_tutorial.results
@@ -84,6 +85,7 @@ data: setup
 lint: setup
 	$(VENV)/bin/ruff check iql_tutorial tests tools book
 	$(VENV)/bin/ruff format --check iql_tutorial tests tools
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf _build runs .pytest_cache
