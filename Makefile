@@ -84,7 +84,7 @@ data: setup
 
 lint: setup
 	$(VENV)/bin/ruff check iql_tutorial tests tools book
-	$(VENV)/bin/ruff format --check iql_tutorial tests tools
+	$(VENV)/bin/ruff format --check iql_tutorial tests tools book
 	$(VENV)/bin/mypy
 
 clean:
