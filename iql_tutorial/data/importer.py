@@ -177,7 +177,7 @@ def _check_flags(name: str, a: np.ndarray) -> np.ndarray:
     _check_finite(name, a)
     if not np.isin(a, (0, 1)).all():
         row = int(np.flatnonzero(~np.isin(a, (0, 1)))[0])
-        raise _fail(f"array '{name}' must hold 0/1 (or booleans), but row {row} is {a[row]!r}.")
+        raise _fail(f"array '{name}' must hold 0/1 (or booleans), but row {row} is {a[row].item()!r}.")
     return a.astype(bool)
 
 
@@ -338,29 +338,32 @@ def build_episodes(
     terminals = _check_flags("terminals", _rows("terminals", arrays["terminals"], False))
     ends, truncs = _episode_ends(arrays, terminals, n)
 
+    box: gym.spaces.Box | None = None  # the environment's action space
     if env is not None:
         check_continuous(env.action_space, f"environment {env.spec.id if env.spec else env}")
+        assert isinstance(env.action_space, gym.spaces.Box)  # check_continuous said so
+        box = env.action_space
         space_obs = env.observation_space
         if not isinstance(space_obs, gym.spaces.Box) or int(np.prod(space_obs.shape)) != obs.shape[1]:
             raise _fail(
                 f"the environment's observation space is {space_obs} but the observations have {obs.shape[1]} "
                 "dimension(s); import with the environment the data came from, or without --env."
             )
-        if act.shape[1] != int(np.prod(env.action_space.shape)):
+        if act.shape[1] != int(np.prod(box.shape)):
             raise _fail(
-                f"the environment's action space is {env.action_space} but the actions have {act.shape[1]} "
+                f"the environment's action space is {box} but the actions have {act.shape[1]} "
                 "dimension(s); import with the environment the data came from, or without --env."
             )
     if (action_low is None) != (action_high is None):
         raise _fail("give both --action-low and --action-high (action_low and action_high), or neither.")
     if action_low is None:
-        if env is None:
+        if box is None:
             raise _fail(
                 "no action bounds: without an environment give the range your actuator accepts with "
                 "--action-low L --action-high H (action_low=, action_high=), or pass --env ENV_ID."
             )
-        low = np.asarray(env.action_space.low, dtype=np.float64).reshape(-1)
-        high = np.asarray(env.action_space.high, dtype=np.float64).reshape(-1)
+        low = np.asarray(box.low, dtype=np.float64).reshape(-1)
+        high = np.asarray(box.high, dtype=np.float64).reshape(-1)
     else:
         low, high = (
             _bounds(action_low, "--action-low", act.shape[1]),
@@ -369,12 +372,12 @@ def build_episodes(
         if np.any(low >= high):
             j = int(np.flatnonzero(low >= high)[0])
             raise _fail(f"action bounds are empty in dimension {j}: low {low[j]} >= high {high[j]}.")
-        if env is not None:
-            e_low, e_high = np.asarray(env.action_space.low).reshape(-1), np.asarray(env.action_space.high).reshape(-1)
+        if box is not None:
+            e_low, e_high = np.asarray(box.low).reshape(-1), np.asarray(box.high).reshape(-1)
             if np.any(low < e_low) or np.any(high > e_high):
                 raise _fail(
-                    f"action bounds [{low.tolist()}, {high.tolist()}] go beyond the environment's "
-                    f"[{e_low.tolist()}, {e_high.tolist()}]; give bounds inside them, or leave them out."
+                    f"action bounds {low.tolist()} to {high.tolist()} go beyond the environment's "
+                    f"{e_low.tolist()} to {e_high.tolist()}; give bounds inside them, or leave them out."
                 )
     a32 = act.astype(np.float32)
     outside = (a32 < low.astype(np.float32)) | (a32 > high.astype(np.float32))
@@ -462,7 +465,7 @@ def import_arrays(
     env = _make_env(env_id) if env_id else None
     try:
         episodes, info = build_episodes(arrays, env=env, action_low=action_low, action_high=action_high)
-        obs_space = env.observation_space if env is not None else None
+        obs_space = env.observation_space if env is not None else None  # a Box: build_episodes checked
     finally:
         if env is not None:
             env.close()
@@ -470,7 +473,7 @@ def import_arrays(
     observation_space = (
         gym.spaces.Box(np.asarray(obs_space.low, np.float32).reshape(-1), np.asarray(obs_space.high, np.float32).reshape(-1),
                        dtype=np.float32)
-        if obs_space is not None
+        if isinstance(obs_space, gym.spaces.Box)
         else gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
     )  # fmt: skip
     action_space = gym.spaces.Box(info["low"].astype(np.float32), info["high"].astype(np.float32), dtype=np.float32)

@@ -104,6 +104,8 @@ class SweepConfig:
         eval_episodes: deterministic evaluation episodes per evaluation.
         finetune_steps: then fine-tune each IQL run online for this many environment steps (0: no).
         iql_overrides: IQLConfig fields set on top of each dataset's preset (e.g. small networks).
+        val_fraction: episodes held out for offline diagnostics (train's --val-fraction); 0 (the
+            default) trains on every episode, as the paper's protocol does.
         ray: run each run as a Ray task: local (what --ray alone means) starts a Ray instance on
             this machine, auto connects to the running cluster, HOST:6379 to that one; None: one
             run after another in this process. --runs must be a folder every node sees.
@@ -122,6 +124,7 @@ class SweepConfig:
     eval_episodes: int = 10
     finetune_steps: int = 0
     iql_overrides: dict[str, Any] = field(default_factory=dict)
+    val_fraction: float = 0.0
     ray: str | None = None
 
     def __post_init__(self) -> None:
@@ -150,6 +153,7 @@ class SweepConfig:
             log_every=max(self.eval_every // 5, 1),
             checkpoint_every=self.eval_every,
             iql=preset_config(dataset, policy=policy, **self.iql_overrides),
+            val_fraction=self.val_fraction,
         )
 
 
@@ -213,7 +217,7 @@ def sweep_run(
         cmd = (
             f"python -m iql_tutorial.train --dataset {dataset} --steps {cfg.steps} --seed {seed} "
             f"--policy {policy} --eval-every {cfg.eval_every} --eval-episodes {cfg.eval_episodes} "
-            f"--mode {result.agent.mode} --out {shlex.quote(str(out))}"
+            f"--mode {result.agent.mode} --val-fraction {cfg.val_fraction} --out {shlex.quote(str(out))}"
             + "".join(f" --{k.replace('_', '-')} {_flag(v)}" for k, v in cfg.iql_overrides.items())
         )
         entry = {

@@ -160,6 +160,7 @@ class TrainConfig:
     def iql_config(self) -> IQLConfig:
         """The learner's config: ``iql`` (or the preset) with ``total_steps = steps``."""
         base = self.iql if self.iql is not None else preset_config(self.dataset)
+        assert self.steps is not None  # __post_init__ resolved it
         return dataclasses.replace(base, total_steps=self.steps)
 
     def resolved_reward_norm(self) -> str:
@@ -226,6 +227,7 @@ def _check_out_dir(out: Path, cfg: TrainConfig) -> dict[str, Any] | None:
 
 def train(cfg: TrainConfig, dataset: OfflineDataset | None = None, progress: bool = True) -> TrainResult:
     """Train per ``cfg`` and return the agent with its logs. See the module docstring."""
+    assert cfg.steps is not None and cfg.out is not None  # __post_init__ resolved both
     out = Path(cfg.out)
     iql = cfg.iql_config()
     ckpt = _check_out_dir(out, cfg)
