@@ -10,9 +10,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export MINARI_DATASETS_PATH ?= $(CURDIR)/data
 export PYTHONHASHSEED := 0
-# OpenMP threads that sleep instead of spinning while they wait: with the default (spinning),
-# one update of the 2-thread CPU build ran 30x slower whenever another process used a core.
-export OMP_WAIT_POLICY ?= PASSIVE
+# No OpenMP or thread variables are exported: the trainer decides its threads itself, visibly
+# (iql_tutorial.speed.threads; override with IQL_THREADS), and the benchmark measures your defaults.
 # tqdm.auto falls back to a text bar in notebooks without ipywidgets; its warning about that is
 # noise in the rendered book.
 export PYTHONWARNINGS ?= ignore:IProgress not found

@@ -93,7 +93,13 @@ def rng_state() -> dict[str, Any]:
     kind, keys, npos, has_gauss, gauss = np.random.get_state(legacy=True)
     state: dict[str, Any] = {
         "python": [int(version), torch.tensor(mt, dtype=torch.int64), None if pos is None else float(pos)],
-        "numpy": [str(kind), torch.from_numpy(np.asarray(keys).astype(np.int64)), int(npos), int(has_gauss), float(gauss)],
+        "numpy": [
+            str(kind),
+            torch.from_numpy(np.asarray(keys).astype(np.int64)),
+            int(npos),
+            int(has_gauss),
+            float(gauss),
+        ],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():

@@ -22,7 +22,6 @@ compiles into one graph and can be captured as a CUDA graph.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -118,15 +117,27 @@ def default_inductor_options(device: torch.device) -> dict[str, Any]:
     """Inductor settings for the compiled step, each measured in the performance appendix.
 
     On a CPU: ``cpp_wrapper`` (the compiled graph's kernel calls are made from C++, not a Python
-    wrapper), and, when OpenMP threads sleep while they wait (``OMP_WAIT_POLICY=PASSIVE``),
-    single-threaded elementwise kernels: waking the second thread costs more than the kernel
-    itself at batch 256. With spinning threads that setting is slower, so it is left off.
+    wrapper); single-threaded elementwise kernels (``cpp.min_chunk_size``) when the thread plan
+    applied in this process asks for them (:mod:`iql_tutorial.speed.threads`) or else when OpenMP's
+    threads sleep at once (``OMP_WAIT_POLICY=PASSIVE``, or ``GOMP_SPINCOUNT`` <= 1000): waking a
+    second thread then costs more than the kernel itself at batch 256, while with spinning threads
+    they are slower; and, for an adaptive plan, ``cpp.dynamic_threads``: the kernels ask OpenMP
+    for the thread count when they run, so they follow the plan's ``torch.set_num_threads``
+    (measured free).
     """
     if device.type != "cpu":
         return {}
+    from iql_tutorial.speed import threads  # imports nothing else
+
     options: dict[str, Any] = {"cpp_wrapper": True}
-    if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
+    plan = threads.applied_plan()
+    elementwise = plan.elementwise if plan is not None else None
+    if elementwise is None:  # threads that sleep at once (PASSIVE, or a short GOMP_SPINCOUNT)
+        elementwise = "one" if threads.spin_count() <= threads.SLEEPING else "all"
+    if elementwise == "one":
         options["cpp.min_chunk_size"] = 1 << 20
+    if plan is not None and plan.adaptive:  # kernels follow torch.set_num_threads at run time
+        options["cpp.dynamic_threads"] = True
     return options
 
 

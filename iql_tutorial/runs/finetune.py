@@ -40,6 +40,7 @@ from iql_tutorial.runs.cli import add_fields, given
 from iql_tutorial.runs.evaluation import evaluate
 from iql_tutorial.runs.train import EVAL_COLUMNS, TRAIN_COLUMNS
 from iql_tutorial.speed.runner import MODES
+from iql_tutorial.speed.threads import decide_threads
 from iql_tutorial.utils import (
     atomic_write_text,
     progress_bar,
@@ -137,6 +138,9 @@ def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progres
         dataset = load_dataset(offline_run["dataset"], device=device, reward_norm=offline_run["reward_norm"])
     offline_ckpt = load_checkpoint(offline_dir / "checkpoint.pt")
     iql = IQLConfig.from_dict({**offline_ckpt["agent"]["config"], "cosine_actor_lr": False})
+    plan = decide_threads(device)  # as the trainer does (speed.threads; IQL_THREADS overrides)
+    for note in plan.apply():
+        print(f"note: {note}", file=sys.stderr)
     agent = IQLAgent(dataset.obs_dim, dataset.act_dim, iql, device, mode=cfg.mode)
     agent.load_full_state(offline_ckpt["agent"])
     # The offline cosine schedule ends at a learning rate of 0: the online phase runs the actor
@@ -207,6 +211,7 @@ def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progres
         buffer.add(
             obs, a_np, float(r) * dataset.reward_scale + dataset.reward_shift, nxt, term, trunc, first_id + episode
         )
+        plan.adjust()  # an adaptive plan: one thread fewer while another process holds a core
         for _ in range(cfg.updates_per_step):
             metrics = agent.update(buffer.sample(iql.batch_size, sampler))
         env_step += 1

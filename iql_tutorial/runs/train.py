@@ -42,6 +42,7 @@ from iql_tutorial.runs.cli import add_fields, given
 from iql_tutorial.runs.diagnostics import DIAG_COLUMNS, offline_diagnostics, split_episodes
 from iql_tutorial.runs.evaluation import evaluate
 from iql_tutorial.speed.runner import MODES, StepRunner
+from iql_tutorial.speed.threads import decide_threads, reexec_with
 from iql_tutorial.utils import (
     atomic_write_text,
     progress_bar,
@@ -254,7 +255,13 @@ def train(cfg: TrainConfig, dataset: OfflineDataset | None = None, progress: boo
         )
         print(f"note: dataset {cfg.dataset} names no environment, so there is no online evaluation; {held}.",
               file=sys.stderr)  # fmt: skip
+    plan = decide_threads(device)  # the thread plan, decided visibly (speed.threads; IQL_THREADS overrides)
+    notes = plan.apply()
     agent = IQLAgent(dataset.obs_dim, dataset.act_dim, iql, device, mode=cfg.mode)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if progress:
+        print(plan.describe(), file=sys.stderr)
     if progress and agent.mode_note:
         print(f"note: {agent.mode_note}", file=sys.stderr)
     sampler = torch.Generator(device=device)
@@ -274,6 +281,8 @@ def train(cfg: TrainConfig, dataset: OfflineDataset | None = None, progress: boo
         for log in (train_log, eval_log, diag_log):
             log.path.unlink(missing_ok=True)
         atomic_write_text(out / "run.json", json.dumps(cfg.identity(), indent=2))
+    with open(out / "threads.txt", "a") as f:  # how each session of this run used the CPU (not its identity)
+        f.write(f"step {start}: mode {agent.mode}; {plan.describe()}\n")
 
     t0 = time.perf_counter() - wall_offset
     runner = StepRunner(agent, train_data, sampler)
@@ -341,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = parse_args(argv)
         cfg.iql_config()  # range checks before any work
+        reexec_with(decide_threads(resolve_device(cfg.device)))  # a spin count must be set before torch starts
         result = train(cfg)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
         print(f"error: {e}", file=sys.stderr)

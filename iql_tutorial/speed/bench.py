@@ -1,6 +1,6 @@
 """Benchmark: the package's IQL update beside a plain PyTorch update, each in its own process, as a user runs them.
 
-    python -m iql_tutorial.bench            # full run (about 4 minutes on 2 CPU cores)
+    python -m iql_tutorial.bench            # full run (2-4 minutes on 2 CPU cores)
     python -m iql_tutorial.bench --quick    # under 2 minutes, compilation included
     python -m iql_tutorial.bench --smoke    # tiny shapes, a few seconds: checks the machinery only
 
@@ -9,24 +9,27 @@ What it measures is what a user gets:
 - Each contender runs in its own Python process, started with your environment as it is: the
   benchmark exports nothing. The plain contender is ``core/plain.py``'s ``PlainIQL`` at PyTorch's
   defaults (a plain script). The package contender is the trainer's default path: the thread
-  plan of :func:`iql_tutorial.speed.threads.decide_threads` applied as ``python -m
-  iql_tutorial.train`` applies it (printed below), then ``IQLAgent(..., mode="auto")`` and
-  ``agent.runner(data, generator).run(n)``.
+  plan of :func:`iql_tutorial.speed.threads.decide_threads` (printed), applied as the trainer
+  applies it, then ``IQLAgent(..., mode="auto")`` and ``agent.runner(data, generator).run(n)``,
+  called for 10 updates at a time with the plan's ``adjust()`` before each call.
 - Both sample their batches on the device from the same synthetic table (1M transitions;
   HalfCheetah's shapes: observation 17, action 6; batch 256; 2x256 MLPs; 2 critics; fp32), so
-  "updates/s" includes sampling.
-- The processes alternate over rounds (the order rotates each round); the one not being timed
-  is stopped (SIGSTOP), so it cannot steal a core even if its threads spin. Medians, the spread
-  (min and max over rounds) and the ratio of the medians are printed.
-- Then the same pair under contention: a busy process (``python -c "while True: pass"``, pinned
-  to core 0 where possible), started and stopped by the benchmark, runs during every round.
-  Printed: the ratio under contention and each contender's rate as a share of its idle rate.
-- Every round also records the load of *other* processes (from /proc/stat, less the
-  contender's and the busy process's own CPU time), so a figure taken on a shared machine
-  says so. ``--wait-quiet S`` waits up to S seconds before each round for a quiet machine.
+  "updates/s" includes sampling. Compilation and a warm-up happen before any round.
+- The processes alternate over rounds (the order rotates each round); the ones not being timed
+  are stopped (SIGSTOP), so they cannot take a core even if their threads spin. Each round
+  starts with 0.6 s of untimed updates. Medians, the spread (min and max over rounds) and the
+  ratio of the medians are printed.
+- Then the same processes under contention: a busy process (``python -c "while True: pass"``,
+  pinned to core 0 where possible), started and stopped by the benchmark, runs during every
+  round. Printed: the ratio under contention and each contender's rate as a share of its idle rate.
+- Every round also records the load of *other* processes (/proc/stat less the contenders' and
+  the busy process's own CPU time), so a figure taken on a shared machine says so. On one:
+  ``--wait-quiet S`` waits up to S seconds before a round for a quiet machine, ``--retries N``
+  times a round again when another process was busy during it (within ``--quiet-budget``).
 
 Nothing asserts a time: this prints figures. ``--variant SPEC`` adds a package contender run
-with ``IQL_THREADS=SPEC`` (see :mod:`iql_tutorial.speed.threads`), for measuring one lever.
+with ``IQL_THREADS=SPEC`` (see :mod:`iql_tutorial.speed.threads`), to measure one lever beside
+the default.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from typing import IO, Any
 import torch
 
 from iql_tutorial.data import Transitions
+from iql_tutorial.speed.threads import machine_busy
 
 OBS, ACT, HIDDEN, BATCH, CRITICS = 17, 6, 256, 256, 2
 TAG = "@@bench "  # the workers' protocol lines on stdout start with this
@@ -106,6 +110,8 @@ def matmul_gflops(device: torch.device, size: int = 1024, seconds: float = 1.0) 
 # ---------------------------------------------------------------------------------------- the workers
 @dataclass
 class Shapes:
+    """The benchmark's problem: HalfCheetah's shapes and the paper's networks by default."""
+
     obs: int = OBS
     act: int = ACT
     hidden: int = HIDDEN
@@ -115,6 +121,9 @@ class Shapes:
 
     def args(self) -> list[str]:
         return [f"--{k}={v}" for k, v in vars(self).items()]
+
+
+SMOKE = Shapes(obs=5, act=3, hidden=32, batch=32, critics=2, table=2_000)
 
 
 def _send(msg: dict[str, Any]) -> None:
@@ -133,8 +142,10 @@ def _make_contender(kind: str, shapes: Shapes, device: str, mode: str) -> tuple[
     from iql_tutorial.core.plain import PlainIQL
 
     dev = torch.device(device)
-    info: dict[str, Any] = {}
     data = synthetic_transitions(shapes.table, dev, obs_dim=shapes.obs, act_dim=shapes.act)
+    info: dict[str, Any] = {
+        "table_mb": sum(getattr(data, k).nbytes for k in vars(data) if torch.is_tensor(getattr(data, k))) / 1e6
+    }
     cfg = IQLConfig(hidden_dims=(shapes.hidden, shapes.hidden), num_critics=shapes.critics, batch_size=shapes.batch)
     torch.manual_seed(0)
     if kind == "plain":
@@ -164,12 +175,24 @@ def _make_contender(kind: str, shapes: Shapes, device: str, mode: str) -> tuple[
     return runner.run, info
 
 
+def _peak_rss_mb() -> float | None:
+    """This process's peak resident memory (Linux and macOS), in MB."""
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    except (ImportError, OSError):
+        return None
+    return peak / 1e6 if sys.platform == "darwin" else peak / 1e3
+
+
 def worker(kind: str, shapes: Shapes, device: str, mode: str, warmup: int) -> None:
-    """One contender's process: set up, warm up, then time ``run`` commands read from stdin."""
+    """One contender's process: set up, warm up, then time the ``run`` commands read from stdin."""
     t0 = time.perf_counter()
     info: dict[str, Any] = {"kind": kind}
-    if kind == "package":  # what the trainer's command line does at start, before anything else
-        from iql_tutorial.speed.threads import decide_threads, reexec_with
+    plan = None
+    if kind == "package":  # what the trainer does at start; its command line restarts itself
+        from iql_tutorial.speed.threads import decide_threads, reexec_with  # when a plan needs that
 
         plan = decide_threads(device)
         reexec_with(plan)
@@ -177,6 +200,13 @@ def worker(kind: str, shapes: Shapes, device: str, mode: str, warmup: int) -> No
         info["plan"] = plan.describe()
     run, more = _make_contender(kind, shapes, device, mode)
     info.update(more)
+    if plan is not None and plan.adaptive:  # the trainer's loop: plan.adjust() before each call
+        inner = run
+
+        def run(steps: int) -> object:
+            plan.adjust()
+            return inner(steps)
+
     t1 = time.perf_counter()
     run(1)  # the first update: compiles the step in mode "compile"
     t2 = time.perf_counter()
@@ -190,13 +220,26 @@ def worker(kind: str, shapes: Shapes, device: str, mode: str, warmup: int) -> No
     for line in sys.stdin:
         cmd = json.loads(line)
         if "run" in cmd:
-            n = int(cmd["run"])
+            # untimed first: ``settle`` seconds of single updates (an adaptive plan looks at the
+            # machine every 0.25 s; after being stopped, its first look spans the other contenders'
+            # rounds), then up to ``run`` updates in calls of ``chunk``, stopping after ``seconds``
+            s0 = time.perf_counter()
+            while time.perf_counter() - s0 < float(cmd.get("settle", 0.0)):
+                run(1)
+            n, chunk, limit = int(cmd["run"]), int(cmd.get("chunk", 10)), float(cmd.get("seconds", 1e9))
+            done = 0
             w0, c0 = time.perf_counter(), time.process_time()
-            run(n)
+            while done < n and time.perf_counter() - w0 < limit:
+                k = min(chunk, n - done)
+                run(k)
+                done += k
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             dt = time.perf_counter() - w0
-            _send({"rate": n / dt, "seconds": dt, "cores": (time.process_time() - c0) / dt})
+            _send({"rate": done / dt, "updates": done, "seconds": dt, "cores": (time.process_time() - c0) / dt,
+                   "threads": torch.get_num_threads()})  # fmt: skip
+        elif "memory" in cmd:
+            _send({"peak_mb": _peak_rss_mb()})
         elif "matmul" in cmd:
             _send({"gflops": matmul_gflops(dev, seconds=float(cmd["matmul"]))})
         elif "quit" in cmd:
@@ -206,20 +249,9 @@ def worker(kind: str, shapes: Shapes, device: str, mode: str, warmup: int) -> No
 # ---------------------------------------------------------------------------------------- the parent
 def _clock_ticks() -> int:
     try:
-        return os.sysconf("SC_CLK_TCK")
+        return int(os.sysconf("SC_CLK_TCK"))
     except (ValueError, OSError, AttributeError):
         return 100
-
-
-def _machine_busy() -> float | None:
-    """CPU seconds spent by all processes so far (user, system, irq, steal), from /proc/stat."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-    except OSError:
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / _clock_ticks()
 
 
 def _process_cpu(pid: int) -> float:
@@ -252,26 +284,29 @@ def _cpu_model() -> str:
 
 
 class Background:
-    """The CPU use of processes other than ``own`` (in cores) between ``start`` and ``stop``."""
+    """The CPU use of processes other than ``own`` and this one (in cores) between ``start`` and ``stop``."""
 
     def __init__(self, own: list[int]) -> None:
         self.own = own
 
+    def _mine(self) -> float:
+        return sum(_process_cpu(p) for p in self.own) + time.process_time()
+
     def start(self) -> None:
-        self.t, self.busy = time.perf_counter(), _machine_busy()
-        self.mine = sum(_process_cpu(p) for p in self.own) + time.process_time()
+        self.t, self.busy, self.mine = time.perf_counter(), machine_busy(), self._mine()
 
     def stop(self) -> float | None:
-        busy = _machine_busy()
+        busy = machine_busy()
         if busy is None or self.busy is None:
             return None
-        mine = sum(_process_cpu(p) for p in self.own) + time.process_time()
         dt = time.perf_counter() - self.t
-        return max(0.0, (busy - self.busy) - (mine - self.mine)) / max(dt, 1e-9)
+        return max(0.0, (busy - self.busy) - (self._mine() - self.mine)) / max(dt, 1e-9)
 
 
 @dataclass
 class Contender:
+    """One contender's process, spoken to over its stdin and stdout, stopped while not timed."""
+
     name: str
     kind: str
     env: dict[str, str]
@@ -279,6 +314,7 @@ class Contender:
     info: dict[str, Any] = field(default_factory=dict)
     rates: dict[str, list[float]] = field(default_factory=dict)
     cores: dict[str, list[float]] = field(default_factory=dict)
+    used: dict[str, list[int]] = field(default_factory=dict)
 
     def start(self, args: list[str]) -> None:
         cmd = [sys.executable, "-m", "iql_tutorial.speed.bench", "--worker", self.kind, *args]
@@ -310,7 +346,7 @@ class Contender:
             self.proc.stdin.write(json.dumps({"quit": 1}) + "\n")
             self.proc.stdin.close()
             self.proc.wait(timeout=30)
-        except (OSError, subprocess.TimeoutExpired, BrokenPipeError):
+        except (OSError, subprocess.TimeoutExpired):
             self.proc.kill()
             self.proc.wait()
 
@@ -335,20 +371,37 @@ def busy_process(core: int | None) -> Iterator[subprocess.Popen]:
 def _contention_core() -> int | None:
     if not hasattr(os, "sched_getaffinity"):
         return None
-    cores = sorted(os.sched_getaffinity(0))
-    return 0 if 0 in cores else cores[0]
+    allowed = sorted(os.sched_getaffinity(0))
+    return 0 if 0 in allowed else allowed[0]
 
 
-def _wait_quiet(limit: float, own: list[int], threshold: float = 0.15) -> float | None:
-    """Wait up to ``limit`` s for a 1-s window in which other processes use < ``threshold`` cores."""
-    t0, last = time.perf_counter(), None
-    while True:
-        bg = Background(own)
-        bg.start()
-        time.sleep(1.0)
-        last = bg.stop()
-        if last is None or last < threshold or time.perf_counter() - t0 > limit:
-            return last
+class Quiet:
+    """Waiting for a quiet machine before a round and timing a round again when another process
+    was busy during it, within a budget of seconds for the whole benchmark."""
+
+    def __init__(self, wait: float, retries: int, threshold: float, budget: float) -> None:
+        self.wait, self.retries, self.threshold, self.budget = wait, retries, threshold, budget
+        self.spent, self.redone = 0.0, 0
+
+    def settle(self, own: list[int]) -> None:
+        """Wait up to ``wait`` s for a 1-s window in which other processes use < ``threshold`` cores."""
+        t0 = time.perf_counter()
+        while self.wait > 0 and self.spent < self.budget and time.perf_counter() - t0 < self.wait:
+            bg = Background(own)
+            bg.start()
+            time.sleep(1.0)
+            self.spent += 1.0
+            load = bg.stop()
+            if load is None or load < self.threshold:
+                return
+
+    def again(self, load: float | None, attempt: int, seconds: float) -> bool:
+        """Whether to time the round again (counting ``seconds`` against the budget)."""
+        if load is None or load <= self.threshold or attempt >= self.retries or self.spent >= self.budget:
+            return False
+        self.spent += seconds
+        self.redone += 1
+        return True
 
 
 def _stats(xs: list[float]) -> str:
@@ -364,18 +417,21 @@ def run(
     contention: bool = True,
     variants: tuple[str, ...] = (),
     package_mode: str = "auto",
-    wait_quiet: float = 0.0,
+    round_seconds: float = 3.0,
+    settle: float = 0.6,
+    quiet: Quiet | None = None,
     shapes: Shapes | None = None,
     out: IO[str] | None = None,
 ) -> dict[str, float]:
     """Run the protocol of the module docstring and print it; returns the figures."""
     wall0 = time.perf_counter()
     if smoke:
-        shapes = shapes or Shapes(obs=5, act=3, hidden=32, batch=32, critics=2, table=2_000)
-        rounds, steps = rounds or 2, steps or 5
+        shapes, rounds, steps, settle = shapes or SMOKE, rounds or 2, steps or 5, 0.0
     shapes = shapes or Shapes(table=200_000 if quick else 1_000_000)
     rounds = rounds or (5 if quick else 9)
     steps = steps or (100 if quick else 200)
+    quiet = quiet or Quiet(0.0, 0, 0.15, 0.0)
+    chunk = min(steps, 10)  # updates per call (runner.run(10), the trainer's runner.run(n) in pieces)
     warmup = 2 if smoke else 10
 
     def say(line: str = "") -> None:
@@ -384,14 +440,16 @@ def run(
             out.write(line + "\n")
             out.flush()
 
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
-    say(f"machine: {_cpu_model()}, {len(cores)} cores ({platform.system()} {platform.release()}), "
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    say(f"machine: {_cpu_model()}, {len(allowed)} cores ({platform.system()} {platform.release()}), "
         f"Python {platform.python_version()}, torch {torch.__version__}, device {device}")  # fmt: skip
     env_seen = _openmp_env()
     say(f"environment: {' '.join(f'{k}={v}' for k, v in env_seen.items()) or 'no OpenMP/thread variables set'} "
         "(yours; the benchmark sets none)")  # fmt: skip
     say(f"shapes: obs {shapes.obs}, act {shapes.act}, batch {shapes.batch}, {shapes.hidden}x{shapes.hidden}, "
-        f"{shapes.critics} critics, fp32; table of {shapes.table:,} transitions; {rounds} rounds of {steps} updates")  # fmt: skip
+        f"{shapes.critics} critics, fp32; table of {shapes.table:,} transitions")  # fmt: skip
+    say(f"rounds: {rounds} per phase and contender, each {settle:g} s untimed, then {steps} updates in calls of "
+        f"{chunk} (or as many as {round_seconds:g} s allow); contenders alternate, the others stopped")  # fmt: skip
     say(f"load average before: {_loadavg()}")
     user_env = dict(os.environ)
     contenders = [Contender("plain", "plain", user_env), Contender("package", "package", user_env)]
@@ -399,8 +457,9 @@ def run(
         contenders.append(Contender(f"package [IQL_THREADS={spec}]", "package", {**user_env, "IQL_THREADS": spec}))
     args = [*shapes.args(), f"--device={device}", f"--package-mode={package_mode}", f"--warmup={warmup}"]
     compile_s = 0.0
+    figures: dict[str, float] = {}
     try:
-        for c in contenders:  # one at a time, so compilation times are not mixed up
+        for c in contenders:  # one at a time, so that compilation times are not mixed up
             w0 = time.perf_counter()
             c.start(args)
             c.info = c.read()["ready"]
@@ -413,56 +472,63 @@ def run(
                 for note in c.info.get("notes", []):
                     say(f"{c.name}: note: {note}")
                 say(f"{c.name}: mode {c.info.get('mode')}, Inductor options {c.info.get('inductor', '-')}")
-            say(f"{c.name}: {c.info['threads']} torch threads, environment "
+            compiled = ", compilation included" if c.info.get("mode") == "compile" else ""
+            say(f"{c.name}: {c.info['threads']} torch thread(s) after warm-up, environment "
                 f"{' '.join(f'{k}={v}' for k, v in c.info['env'].items()) or '(none set)'}; started in "
-                f"{start_s:.1f} s (of which the first update {c.info['first_s']:.1f} s"
-                f"{', compilation included' if c.info.get('mode') == 'compile' else ''})")  # fmt: skip
+                f"{start_s:.1f} s (the first update {c.info['first_s']:.1f} s{compiled}) (pid {c.info['pid']})")  # fmt: skip
         own = [c.proc.pid for c in contenders if c.proc is not None]
         phases = ["idle", "contended"] if contention else ["idle"]
         for phase in phases:
             core = _contention_core() if phase == "contended" else None
             with busy_process(core) if phase == "contended" else _nothing() as busy:
-                if phase == "contended":
-                    say(f"contended: a busy process (python -c 'while True: pass', pid {busy.pid}) "
-                        f"{'pinned to core ' + str(core) if core is not None else 'unpinned'} runs during every round")  # fmt: skip
+                if busy is not None:
+                    where = f"pinned to core {core}" if core is not None else "unpinned"
+                    say(f"contended: a busy process (python -c 'while True: pass', pid {busy.pid}) {where} "
+                        "runs during every round")  # fmt: skip
                 watched = own + ([busy.pid] if busy is not None else [])
                 background: list[float] = []
+                redone0 = quiet.redone
                 for r in range(rounds):
                     order = contenders[r % len(contenders) :] + contenders[: r % len(contenders)]
                     for c in order:
-                        if wait_quiet > 0:
-                            _wait_quiet(wait_quiet, watched)
-                        bg = Background(watched)
-                        bg.start()
-                        reply = c.ask(run=steps)
-                        load = bg.stop()
+                        attempt = 0
+                        while True:
+                            quiet.settle(watched)
+                            bg = Background(watched)
+                            bg.start()
+                            reply = c.ask(run=steps, chunk=chunk, seconds=round_seconds, settle=settle)
+                            load = bg.stop()
+                            if not quiet.again(load, attempt, settle + reply["seconds"]):
+                                break
+                            attempt += 1
                         if load is not None:
                             background.append(load)
                         c.rates.setdefault(phase, []).append(reply["rate"])
                         c.cores.setdefault(phase, []).append(reply["cores"])
+                        c.used.setdefault(phase, []).append(reply["threads"])
             if background:
+                again = f"; {quiet.redone - redone0} round(s) timed again" if quiet.retries else ""
                 say(f"{phase}: other processes' load during the rounds: mean {statistics.mean(background):.2f} "
-                    f"cores, max {max(background):.2f}")  # fmt: skip
+                    f"cores, max {max(background):.2f}{again}")  # fmt: skip
             med = {c.name: statistics.median(c.rates[phase]) for c in contenders}
+            width = max(len(c.name) for c in contenders) + 1
             for c in contenders:
-                xs = c.rates[phase]
-                say(f"{phase}: {c.name + ':':30s} {med[c.name]:8.1f} updates/s ({_stats(xs)}; "
-                    f"{statistics.median(c.cores[phase]):.2f} cores busy)")  # fmt: skip
+                threads_used = "/".join(str(t) for t in sorted(set(c.used[phase])))
+                say(f"{phase}: {c.name + ':':{width}s} {med[c.name]:7.1f} updates/s ({_stats(c.rates[phase])}; "
+                    f"{statistics.median(c.cores[phase]):.2f} cores busy, {threads_used} thread(s))")  # fmt: skip
             plain = contenders[0]
+            suffix = "" if phase == "idle" else " under contention"
             for c in contenders[1:]:
                 per_round = [a / b for a, b in zip(c.rates[phase], plain.rates[phase], strict=True)]
-                suffix = "" if phase == "idle" else " under contention"
-                label = "package" if c.name == "package" else c.name
-                say(f"ratio {label}/plain{suffix}: {med[c.name] / med['plain']:.2f}")
-                say(f"  ({label}/plain per round{suffix}: min {min(per_round):.2f}, max {max(per_round):.2f})")
-        if contention:
-            for c in contenders:
-                share = statistics.median(c.rates["contended"]) / statistics.median(c.rates["idle"])
-                say(f"{c.name} under contention: {100 * share:.0f}% of its idle rate")
-        figures: dict[str, float] = {}
+                say(f"ratio {c.name}/plain{suffix}: {med[c.name] / med['plain']:.2f}")
+                say(f"  ({c.name}/plain round by round{suffix}: min {min(per_round):.2f}, max {max(per_round):.2f})")
         for c in contenders:
             for phase in phases:
                 figures[f"{c.name} {phase}"] = statistics.median(c.rates[phase])
+        if contention:
+            for c in contenders:
+                share = figures[f"{c.name} contended"] / figures[f"{c.name} idle"]
+                say(f"{c.name} under contention: {100 * share:.0f}% of its idle rate")
         figures["ratio"] = figures["package idle"] / figures["plain idle"]
         if contention:
             figures["ratio contended"] = figures["package contended"] / figures["plain contended"]
@@ -471,14 +537,21 @@ def run(
             gflops = contenders[0].ask(matmul=1.0)["gflops"]
             flops = flops_per_update(shapes.obs, shapes.act, shapes.hidden, shapes.batch, shapes.critics)
             limit = gflops * 1e9 / flops
-            say(f"matmul rate (plain process, 1024x1024 fp32): {gflops:.0f} GFLOP/s; one update is "
-                f"{flops / 1e6:.0f} MFLOP, so the arithmetic limit is {limit:.0f} updates/s; package at "
-                f"{100 * figures['package idle'] / limit:.0f}% of it, plain at {100 * figures['plain idle'] / limit:.0f}%")  # fmt: skip
+            say(f"matmul rate (the plain process, 1024x1024 fp32): {gflops:.0f} GFLOP/s; one update is "
+                f"{flops / 1e6:.0f} MFLOP of matrix products, so the arithmetic limit is {limit:.0f} updates/s; "
+                f"package at {100 * figures['package idle'] / limit:.0f}% of it, plain at "
+                f"{100 * figures['plain idle'] / limit:.0f}%")  # fmt: skip
         say(f"1M updates at the package's idle rate: {1e6 / figures['package idle'] / 60:.0f} min on this machine")
+        peaks = {c.name: c.ask(memory=1)["peak_mb"] for c in contenders}
+        if all(v is not None for v in peaks.values()):
+            say(f"memory: the table is {contenders[0].info['table_mb']:.0f} MB; peak resident memory of each process: "
+                + ", ".join(f"{k} {v:.0f} MB" for k, v in peaks.items()))  # fmt: skip
     finally:
         for c in contenders:
             c.close()
     wall = time.perf_counter() - wall0
+    if quiet.retries or quiet.wait:
+        say(f"waiting for quiet and timing again: {quiet.spent:.0f} s of a budget of {quiet.budget:g} s")
     say(f"load average after: {_loadavg()}")
     say(f"benchmark wall time: {wall:.0f} s, of which compilation (the package's first update) {compile_s:.0f} s")
     figures["wall_s"], figures["compile_s"] = wall, compile_s
@@ -499,16 +572,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-contention", action="store_true", help="skip the contended phase")
     p.add_argument("--variant", action="append", default=[], metavar="SPEC",
-                   help="an extra package contender run with IQL_THREADS=SPEC (repeatable)")  # fmt: skip
+                   help="an extra package contender run with IQL_THREADS=SPEC (repeatable; see speed/threads.py)")  # fmt: skip
+    p.add_argument("--package-mode", default="auto", help="the package's mode (default auto: the trainer's)")
+    p.add_argument("--round-seconds", type=float, default=3.0, metavar="S",
+                   help="a round stops after S seconds even if its updates are not done (slow contenders)")  # fmt: skip
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
                    help="before each round, wait up to S seconds for other processes to go quiet")  # fmt: skip
-    p.add_argument("--out", default=None, help="also write the output to this file")
+    p.add_argument("--retries", type=int, default=0, metavar="N",
+                   help="time a round again (up to N times) when other processes used more than --max-background")  # fmt: skip
+    p.add_argument("--max-background", type=float, default=0.1, metavar="CORES", help="see --wait-quiet, --retries")
+    p.add_argument("--quiet-budget", type=float, default=120.0, metavar="S",
+                   help="at most S seconds in all of waiting for quiet and timing again")  # fmt: skip
+    p.add_argument("--out", default=None, help="also write the output to this file (with the command line)")
+    p.add_argument("--note", default=None, help="a line of your own at the top of --out's file")
     # the workers' own arguments
     p.add_argument("--worker", choices=("plain", "package"), help=argparse.SUPPRESS)
-    p.add_argument("--package-mode", default="auto", help=argparse.SUPPRESS)
     p.add_argument("--warmup", type=int, default=10, help=argparse.SUPPRESS)
-    for k, v in vars(Shapes()).items():
-        p.add_argument(f"--{k}", type=int, default=None if k != "table" else None, help=argparse.SUPPRESS)
+    for k in vars(Shapes()):
+        p.add_argument(f"--{k}", type=int, default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     given = {k: getattr(a, k) for k in vars(Shapes()) if getattr(a, k) is not None}
     if a.worker:
@@ -519,10 +600,13 @@ def main(argv: list[str] | None = None) -> None:
         if out is not None:
             cmd = shlex.join(["python", "-m", "iql_tutorial.bench", *(sys.argv[1:] if argv is None else argv)])
             out.write(f"# {cmd}  ({time.strftime('%Y-%m-%d %H:%M')})\n")
+            if a.note:
+                out.write(f"# {a.note}\n")
         run(
             quick=a.quick, smoke=a.smoke, rounds=a.rounds, steps=a.steps, device=a.device,
             contention=not a.no_contention, variants=tuple(a.variant), package_mode=a.package_mode,
-            wait_quiet=a.wait_quiet, shapes=Shapes(**given) if given else None, out=out,
+            round_seconds=a.round_seconds, quiet=Quiet(a.wait_quiet, a.retries, a.max_background, a.quiet_budget),
+            shapes=Shapes(**given) if given else None, out=out,
         )  # fmt: skip
     finally:
         if out is not None:

@@ -22,8 +22,10 @@ import torch
 from torch import Tensor
 
 from iql_tutorial.core.step import IQLStep, default_inductor_options
+from iql_tutorial.speed import threads
 
 MODES = ("auto", "eager", "compile", "cuda-graph")
+ADAPT_CHUNK = 10  # updates between two looks at the machine's load (an adaptive thread plan)
 
 
 def have_cpp_compiler() -> bool:
@@ -191,7 +193,18 @@ class StepRunner:
         return self.agent.step.update(batch, self.fn)
 
     def run(self, num_steps: int) -> dict[str, Tensor]:
-        """``num_steps`` updates on uniform batches of ``data``; the metrics of the last one."""
+        """``num_steps`` updates on uniform batches of ``data``; the metrics of the last one.
+
+        Under an adaptive thread plan (``speed.threads``, the trainer's default on a CPU) the
+        updates run in chunks of ``ADAPT_CHUNK``, the thread count looked at before each, so a
+        neighbour that starts mid-call costs at most one chunk at the stalled rate."""
         if self.graph is not None:
             return self.graph.run(num_steps)
-        return self.agent.step.run_sampled(self.data, num_steps, self.generator, self.fn)
+        plan = threads.applied_plan()
+        if plan is None or not plan.adaptive or self.agent.device.type != "cpu":
+            return self.agent.step.run_sampled(self.data, num_steps, self.generator, self.fn)
+        out: dict[str, Tensor] = {}
+        for start in range(0, num_steps, ADAPT_CHUNK):
+            plan.adjust()
+            out = self.agent.step.run_sampled(self.data, min(ADAPT_CHUNK, num_steps - start), self.generator, self.fn)
+        return out
