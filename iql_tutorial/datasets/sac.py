@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from iql_tutorial.core import losses
 from iql_tutorial.core.networks import EnsembleCritic
 from iql_tutorial.data.buffer import ReplayBuffer
 from iql_tutorial.data.loader import ActionScaler
@@ -212,9 +213,9 @@ class SAC:
         self.alpha_opt.step()
 
         with torch.no_grad():
-            t: list[Tensor] = list(self.critic_target.parameters())
-            s: list[Tensor] = list(self.critic.parameters())
-            torch._foreach_lerp_(t, s, c.tau)
+            target: list[Tensor] = list(self.critic_target.parameters())
+            online: list[Tensor] = list(self.critic.parameters())
+            losses.polyak_update(target, online, c.tau)
         return {
             "critic_loss": loss_q.detach(),
             "actor_loss": loss_pi.detach(),
