@@ -397,7 +397,7 @@ def test_tiny_book_check_catches_equations_indented_wrongly(browser, tiny_book):
 
 def test_tiny_book_check_catches_progress_logs_widgets_and_wide_code(browser, tiny_book):
     report = _check(browser, tiny_book, "book/bad_cells")
-    assert any("progress-bar lines" in p for p in report.problems), report.problems
+    assert any("progress log" in p for p in report.problems), report.problems
     assert any("ipywidgets outputs" in p for p in report.problems), report.problems
     assert any("code cell's input scrolls horizontally" in p for p in report.problems), report.problems
 

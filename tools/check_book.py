@@ -27,7 +27,8 @@ page fails when:
 - a figure of the executed notebook is missing from the page's cell outputs, or an ``img`` has no
   ``src`` or points at a file that is not there (which pages have figures is read from the executed
   notebooks, never hard-coded);
-- an output block of a code cell has more than ``MAX_PROGRESS_LINES`` progress-bar lines
+- an output block of a code cell shows one progress bar (the same description) on more than one
+  line, i.e. a log of refreshes, or more than ``MAX_PROGRESS_LINES`` progress-bar lines in all
   (``NN%|``), or an ipywidgets output (an empty box in a static page) is rendered;
 - a ``pre`` of a code cell (input or output) scrolls horizontally (``scrollWidth > clientWidth``);
 - a local link (``a href`` to a file or an anchor) does not resolve: a missing file, a missing
@@ -69,7 +70,7 @@ WINDOW_WIDTH, WINDOW_HEIGHT = 1280, 2400
 PAGE_TIMEOUT_S = 120
 MATHJAX_TIMEOUT_S = 60
 BROWSER_WORKERS = 2
-MAX_PROGRESS_LINES = 3
+MAX_PROGRESS_LINES = 12  # one final line per loop; a cell may run a handful of loops
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -547,9 +548,19 @@ def check_outputs(dom: BeautifulSoup) -> list[str]:
     problems = []
     for pre in dom.select(".cell_output pre"):
         lines = [line for line in pre.get_text().splitlines() if PROGRESS_LINE.search(line)]
-        if len(lines) > MAX_PROGRESS_LINES:
+        bars = [PROGRESS_LINE.split(line, 1)[0].strip() for line in lines]  # a bar's description
+        pcts = [int(m.group(1)) for m in (re.search(r"(\d{1,3})%\|", line) for line in lines) if m]
+        # a refresh log: a bar shown again after a line that was not its final state (two
+        # finished loops with the same description each leave their own 100% line, which is fine)
+        repeated = sorted({b for i, b in enumerate(bars) if b in bars[i + 1 :] and pcts[i] < 100})
+        if repeated or len(lines) > MAX_PROGRESS_LINES:
+            why = (
+                f"bar {repeated[0]!r} shows {bars.count(repeated[0])} lines (one final line each)"
+                if repeated
+                else (f"{len(lines)} progress-bar lines (at most {MAX_PROGRESS_LINES})")
+            )
             problems.append(
-                f"an output block has {len(lines)} progress-bar lines (at most {MAX_PROGRESS_LINES}): {lines[0].strip()[:80]!r} ... {lines[-1].strip()[:80]!r}"
+                f"an output block has a progress log: {why}: {lines[0].strip()[:80]!r} ... {lines[-1].strip()[:80]!r}"
             )
     widgets = dom.select('script[type="application/vnd.jupyter.widget-view+json"], .cell_output .jupyter-widgets')
     widget_text = [pre for pre in dom.select(".cell_output pre") if WIDGET_TEXT.search(pre.get_text())]
