@@ -83,7 +83,7 @@ data: setup
 
 lint: setup
 	$(VENV)/bin/ruff check iql_tutorial tests tools book
-	$(VENV)/bin/ruff format --check iql_tutorial tests tools book
+	$(VENV)/bin/ruff format --check iql_tutorial tests tools book/*.ipynb
 	$(VENV)/bin/mypy
 
 clean:

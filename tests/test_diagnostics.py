@@ -53,7 +53,9 @@ def test_split_keeps_whole_episodes_respects_the_fraction_and_is_deterministic()
     assert torch.equal(state, torch.get_rng_state())  # the global stream is untouched
 
 
-@pytest.mark.parametrize("fraction, episodes, held", [(0.0, 10, 0), (0.05, 3, 1), (0.5, 4, 2), (0.99, 4, 3), (0.3, 1, 0)])
+@pytest.mark.parametrize(
+    "fraction, episodes, held", [(0.0, 10, 0), (0.05, 3, 1), (0.5, 4, 2), (0.99, 4, 3), (0.3, 1, 0)]
+)
 def test_split_size(fraction, episodes, held):
     ids = torch.arange(episodes).repeat_interleave(5)
     assert len(held_out_episodes(ids, fraction, seed=0)) == held

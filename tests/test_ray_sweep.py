@@ -82,6 +82,7 @@ def _kill_after_first_checkpoint(marker: str, run: str):
 
 def test_ray_sweep_resumes_a_killed_task_and_matches_the_loop(tiny_minari, tmp_path):
     import ray  # in requirements.txt: a missing Ray fails here, it is not skipped
+
     killed = run_tag(DATASET, "awr", 0)
     marker = tmp_path / "kill"
     marker.touch()
