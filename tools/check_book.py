@@ -31,6 +31,7 @@ page fails when:
   line, i.e. a log of refreshes, or more than ``MAX_PROGRESS_LINES`` progress-bar lines in all
   (``NN%|``), or an ipywidgets output (an empty box in a static page) is rendered;
 - a ``pre`` of a code cell (input or output) scrolls horizontally (``scrollWidth > clientWidth``);
+- a display equation is wider than the text column (MathJax centres it, so both of its ends are cut);
 - a local link (``a href`` to a file or an anchor) does not resolve: a missing file, a missing
   ``id``, or a target outside the built book;
 - a link points at the repository of ``_config.yml`` while its repository and launch buttons are
@@ -404,6 +405,16 @@ MEASURE_JS = """
       });
     }
   }
+  // display equations wider than the text column (MathJax centres them, so both ends are cut)
+  const wideMath = [];
+  for (const c of document.querySelectorAll('mjx-container[display="true"]')) {
+    const math = c.querySelector("mjx-math");
+    const box = c.parentElement;
+    if (math && box && math.getBoundingClientRect().width > box.clientWidth + 1) {
+      wideMath.push({width: Math.round(math.getBoundingClientRect().width), column: box.clientWidth,
+                     text: (c.getAttribute("aria-label") || c.textContent || "").slice(0, 80)});
+    }
+  }
   let columns = null, charWidth = null, textWidth = null;
   const pre = document.querySelector("div.cell div.cell_input pre");
   if (pre && pre.clientWidth > 0) {
@@ -416,7 +427,7 @@ MEASURE_JS = """
     textWidth = pre.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
     columns = Math.floor(textWidth / charWidth + 1e-6);
   }
-  return {overflow, columns, charWidth, textWidth, html: document.documentElement.outerHTML};
+  return {overflow, wideMath, columns, charWidth, textWidth, html: document.documentElement.outerHTML};
 })()
 """
 
@@ -685,6 +696,12 @@ def check_page(browser: Browser, src: Path, html: Path, docname: str, shots: Pat
         report.problems.append(
             f"a code cell's {o['where']} scrolls horizontally ({o['scrollWidth']} > {o['clientWidth']} px; "
             f"longest line {o['longest']} characters, {report.code_columns} fit): {o['line']!r}"
+        )
+
+    for m in measured.get("wideMath", []):
+        report.problems.append(
+            f"a display equation is wider than the text column ({m['width']} > {m['column']} px; it is cut off): "
+            f"{m['text']!r}; break it over lines (aligned) or move part of it into the text"
         )
 
     # links
