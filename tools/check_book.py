@@ -167,7 +167,11 @@ def executed_notebook(src: Path, build: Path, docname: str) -> nbformat.Notebook
     else the execution cache, else the source's stored outputs; None for plain Markdown pages."""
     executed = build / "jupyter_execute" / f"{docname}.ipynb"
     if executed.exists():
-        return nbformat.read(executed, as_version=4)
+        nb = nbformat.read(executed, as_version=4)
+        if any(c.get("execution_count") for c in nb.cells if c.cell_type == "code"):
+            return nb
+        # a rebuild that took the notebook from the execution cache leaves an unexecuted copy
+        # here: the outputs on the page are the cache's
     source = source_of(src, docname)
     if source is None or source.suffix != ".ipynb":
         return None
