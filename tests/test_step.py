@@ -143,6 +143,29 @@ def test_sampled_run_equals_updates_on_sampled_batches():
     assert_same_state(a, b, 0.0)
 
 
+def test_runner_is_kept_for_the_same_data_and_lets_old_data_go():
+    """``agent.runner`` reuses the runner while the data and generator stay the same, and drops
+    it when they change: a dataset the agent moved on from is freed (it used to stay alive in a
+    cache keyed by ``id``), and training on the new data samples from the new data."""
+    import gc
+    import weakref
+
+    torch.manual_seed(0)
+    agent = IQLAgent(OBS, ACT, CFG)
+    first, g = data(), torch.Generator().manual_seed(1)
+    assert agent.runner(first, g) is agent.runner(first, g)
+    agent.train_steps(first, 2, g)
+    gone = weakref.ref(first)
+    second = data(400)
+    agent.train_steps(second, 2, g)
+    assert agent.runner(second, g).data is second
+    del first
+    gc.collect()
+    assert gone() is None, "the first dataset is still referenced after training moved to another"
+    assert agent.runner(second, torch.Generator()) is not agent.runner(second, g)  # a new generator: a new runner
+    assert agent.num_updates == 4
+
+
 def test_compiled_step_equals_eager_step():
     t = data()
     torch.manual_seed(0)

@@ -113,7 +113,7 @@ class IQLAgent(nn.Module):
 
         self.mode, self.mode_note = resolve_mode(mode, self.device, config.update_order)
         self.step = IQLStep(self) if config.update_order == "joint" else None
-        self._runners: dict[int, Any] = {}
+        self._runners: dict[str, Any] = {}  # "batch": for update(batch); "data": the last dataset's
 
     # ------------------------------------------------------------------ pieces
     def target_q_min(self, obs: Tensor, act: Tensor) -> Tensor:
@@ -213,14 +213,18 @@ class IQLAgent(nn.Module):
         return self.runner().update(batch)
 
     def runner(self, data: Any = None, generator: torch.Generator | None = None) -> Any:
-        """The ``StepRunner`` of this agent's mode for ``data`` (one per dataset, kept: a CUDA
-        graph is captured once)."""
+        """The ``StepRunner`` of this agent's mode for ``data`` (None: for given batches).
+
+        The runner of the last dataset asked for is kept (a CUDA graph is captured once while
+        training goes on on the same data), and only that one: a dataset the agent has moved
+        on from is not kept alive by it."""
         from iql_tutorial.speed.runner import StepRunner
 
-        key = id(data)
-        r = self._runners.get(key)
-        if r is None or r.generator is not generator:
-            r = self._runners[key] = StepRunner(self, data, generator)
+        slot = "batch" if data is None else "data"
+        r = self._runners.get(slot)
+        if r is None or r.data is not data or r.generator is not generator:
+            self._runners.pop(slot, None)  # the old runner (and its graph) goes before the new one is built
+            r = self._runners[slot] = StepRunner(self, data, generator)
         return r
 
     def train_steps(self, data: Any, num_steps: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
