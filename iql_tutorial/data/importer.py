@@ -53,7 +53,6 @@ import re
 import shutil
 import sys
 import tempfile
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -450,10 +449,7 @@ def import_arrays(
     """Validate ``arrays`` (see the module docstring) and write them as Minari dataset ``dataset_id``
     under ``MINARI_DATASETS_PATH``; ``minari.load_dataset(dataset_id)`` and the package's
     ``load_dataset`` read it. Nothing is written when a check fails."""
-    import minari
-    from minari.data_collector import EpisodeBuffer
-
-    from iql_tutorial.datasets.minari_io import _refresh_size, compact_hdf5
+    from iql_tutorial.datasets.minari_io import create_compact
 
     dest = _check_id(dataset_id, force)
     if (ref_min_score is None) != (ref_max_score is None):
@@ -477,12 +473,6 @@ def import_arrays(
         else gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
     )  # fmt: skip
     action_space = gym.spaces.Box(info["low"].astype(np.float32), info["high"].astype(np.float32), dtype=np.float32)
-    buffers = [
-        EpisodeBuffer(id=i, observations=ep["observations"], actions=ep["actions"], rewards=ep["rewards"],
-                      terminations=ep["terminations"], truncations=ep["truncations"])
-        for i, ep in enumerate(episodes)
-    ]  # fmt: skip
-
     root = datasets_path()
     root.mkdir(parents=True, exist_ok=True)
     tmp_root = Path(tempfile.mkdtemp(prefix=".import-", dir=root))  # hidden: Minari's listing skips it
@@ -490,28 +480,13 @@ def import_arrays(
     created: list[Path] = []
     try:
         os.environ["MINARI_DATASETS_PATH"] = str(tmp_root)
-        with warnings.catch_warnings():  # Minari asks for an e-mail, a permalink, an env: none to give
-            warnings.filterwarnings("ignore", category=UserWarning, module=r"minari.*")
-            ds = minari.create_dataset_from_buffers(
-                dataset_id,
-                buffers,
-                env=env_id,
-                eval_env=env_id,
-                observation_space=observation_space,
-                action_space=action_space,
-                algorithm_name=f"imported ({source})",
-                author="iql_tutorial import",
-                ref_min_score=ref_min_score,
-                ref_max_score=ref_max_score,
-                description=description or f"Logged data imported by iql_tutorial from {source}.",
-                data_format="hdf5",
-            )
-            if ref_min_score is not None and "ref_min_score" not in ds.storage.metadata:
-                ds.storage.update_metadata({"ref_min_score": ref_min_score, "ref_max_score": ref_max_score})
-            del ds
+        create_compact(
+            dataset_id, episodes, env_id, observation_space=observation_space, action_space=action_space,
+            ref_min_score=ref_min_score, ref_max_score=ref_max_score,
+            description=description or f"Logged data imported by iql_tutorial from {source}.",
+            algorithm_name=f"imported ({source})", author="iql_tutorial import",
+        )  # fmt: skip
         built = tmp_root / dataset_id
-        compact_hdf5(built / "data" / "main_data.hdf5")
-        _refresh_size(built)
         os.environ["MINARI_DATASETS_PATH"] = str(root) if old_env is None else old_env
         # the namespaces' metadata files Minari made, where the destination lacks them
         parts = dataset_id.split("/")[:-1]

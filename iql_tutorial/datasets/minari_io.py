@@ -80,9 +80,6 @@ def write_dataset(
 
     Episodes are checked first (:func:`check_episode`). The file is compacted afterwards.
     """
-    import minari
-    from minari.data_collector import EpisodeBuffer
-
     for i, ep in enumerate(episodes):
         check_episode(ep, f"{dataset_id} episode {i}")
     d = dataset_dir(dataset_id)
@@ -90,6 +87,37 @@ def write_dataset(
         if not force:
             raise FileExistsError(f"Dataset {dataset_id} exists at {d}; pass force=True (--force) to rebuild it.")
         shutil.rmtree(d)
+    create_compact(
+        dataset_id, episodes, env_id, observation_space=observation_space, action_space=action_space,
+        ref_min_score=float(ref_min_score), ref_max_score=float(ref_max_score), description=description,
+        algorithm_name=algorithm_name, author=author,
+    )  # fmt: skip
+    return d
+
+
+def create_compact(
+    dataset_id: str,
+    episodes: list[Episode],
+    env_id: str | None,
+    *,
+    observation_space: gym.spaces.Box,
+    action_space: gym.spaces.Box,
+    ref_min_score: float | None,
+    ref_max_score: float | None,
+    description: str,
+    algorithm_name: str,
+    author: str,
+) -> Path:
+    """Minari's ``create_dataset_from_buffers`` for checked ``episodes``, under
+    ``$MINARI_DATASETS_PATH`` as it is now, then :func:`compact_hdf5`; returns the folder.
+
+    The one place both the dataset builds (:func:`write_dataset`) and the importer of logged data
+    (``iql_tutorial.data.importer``, which points the path at a temporary folder first) write
+    with. Reference scores may be None (imported data without them).
+    """
+    import minari
+    from minari.data_collector import EpisodeBuffer
+
     buffers = [
         EpisodeBuffer(
             id=i,
@@ -102,9 +130,9 @@ def write_dataset(
         )
         for i, ep in enumerate(episodes)
     ]
-    with warnings.catch_warnings():  # Minari recommends an author e-mail; the project has none to give
-        warnings.filterwarnings("ignore", message=".*(author_email|code_permalink).*", category=UserWarning)
-        minari.create_dataset_from_buffers(
+    with warnings.catch_warnings():  # Minari asks for an e-mail, a permalink, an env: none to give
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"minari.*")
+        ds = minari.create_dataset_from_buffers(
             dataset_id,
             buffers,
             env=env_id,
@@ -113,11 +141,15 @@ def write_dataset(
             action_space=action_space,
             algorithm_name=algorithm_name,
             author=author,
-            ref_min_score=float(ref_min_score),
-            ref_max_score=float(ref_max_score),
+            ref_min_score=ref_min_score,
+            ref_max_score=ref_max_score,
             description=description,
             data_format="hdf5",
         )
+        if ref_min_score is not None and "ref_min_score" not in ds.storage.metadata:
+            ds.storage.update_metadata({"ref_min_score": ref_min_score, "ref_max_score": ref_max_score})
+        del ds
+    d = minari_root() / dataset_id
     compact_hdf5(d / "data" / "main_data.hdf5")
     _refresh_size(d)
     return d
