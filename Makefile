@@ -23,7 +23,7 @@ export PYTHONWARNINGS ?= ignore:IProgress not found
 # notebooks' own tqdm.auto bars. tests/test_book.py builds with the same two variables.
 BOOK_ENV := IQL_PROGRESS=final PYTHONSTARTUP=$(CURDIR)/tools/book_kernel_startup.py
 
-.PHONY: setup book book-check test unit notebooks lab train results bench lint data clean
+.PHONY: setup book book-check test unit notebooks lab train results bench gpu-kit lint data clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -77,6 +77,14 @@ results: setup
 
 bench: setup
 	$(PY) -m iql_tutorial.bench $(BENCH_ARGS)
+
+# The wheels a GPU machine without internet needs for tools/gpu_check.sh (its image has PyTorch,
+# numpy, h5py, pandas and tqdm but not these): pure Python, for Python 3.12, into .whl/ (ignored;
+# the device tool carries it).
+GPU_WHEELS := gymnasium==1.4.0 farama-notifications==0.0.6 minari==0.5.4
+gpu-kit:
+	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl $(GPU_WHEELS)
 
 data: setup
 	$(PY) -m iql_tutorial.data build --all
