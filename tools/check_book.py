@@ -30,7 +30,8 @@ page fails when:
 - an output block of a code cell shows one progress bar (the same description) on more than one
   line, i.e. a log of refreshes, or more than ``MAX_PROGRESS_LINES`` progress-bar lines in all
   (``NN%|``), or an ipywidgets output (an empty box in a static page) is rendered;
-- a ``pre`` of a code cell (input or output) scrolls horizontally (``scrollWidth > clientWidth``);
+- a ``pre`` of a code cell (input or output) or of a code block in the prose scrolls horizontally
+  (``scrollWidth > clientWidth``);
 - a display equation is wider than the text column (MathJax centres it, so both of its ends are cut);
 - a local link (``a href`` to a file or an anchor) does not resolve: a missing file, a missing
   ``id``, or a target outside the built book;
@@ -391,19 +392,19 @@ WAIT_JS = """
 })()
 """.replace("MATHJAX_TIMEOUT_MS", str(MATHJAX_TIMEOUT_S * 1000))
 
-# Opens collapsed content, measures every <pre> of a code cell and how many characters fit on one
-# line of a code cell's input, and returns the DOM.
+# Opens collapsed content, measures every <pre> of the page (code cells and the prose's code blocks)
+# and how many characters fit on one line of a code cell's input, and returns the DOM.
 MEASURE_JS = """
 (async () => {
   for (const d of document.querySelectorAll("details")) d.open = true;
   await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
   const overflow = [];
-  for (const pre of document.querySelectorAll("div.cell pre")) {
+  for (const pre of document.querySelectorAll("article pre")) {
     if (pre.scrollWidth > pre.clientWidth) {
       const lines = pre.textContent.split("\\n");
       const longest = lines.reduce((a, b) => (b.length > a.length ? b : a), "");
       overflow.push({
-        where: pre.closest(".cell_output") ? "output" : "input",
+        where: pre.closest(".cell_output") ? "output" : pre.closest("div.cell") ? "input" : "block",
         scrollWidth: pre.scrollWidth, clientWidth: pre.clientWidth,
         longest: longest.length, line: longest.slice(0, 100),
       });
@@ -697,8 +698,9 @@ def check_page(browser: Browser, src: Path, html: Path, docname: str, shots: Pat
     report.problems.extend(check_outputs(dom))
     report.code_columns = measured["columns"]
     for o in measured["overflow"]:
+        what = "a code block in the prose" if o["where"] == "block" else f"a code cell's {o['where']}"
         report.problems.append(
-            f"a code cell's {o['where']} scrolls horizontally ({o['scrollWidth']} > {o['clientWidth']} px; "
+            f"{what} scrolls horizontally ({o['scrollWidth']} > {o['clientWidth']} px; "
             f"longest line {o['longest']} characters, {report.code_columns} fit): {o['line']!r}"
         )
 
