@@ -271,6 +271,8 @@ import ipywidgets
 ipywidgets.FloatProgress(value=0.5, max=1.0)
 """
 BAD_LONG_LINE = 'LONG = "' + "x" * 200 + '"\nprint(LONG)\n'
+# a shell command in the prose, wider than the column
+BAD_PROSE_BLOCK = "```bash\npython -m iql_tutorial.train" + " --flag value" * 12 + "\n```\n"
 
 
 def _notebook(markdown: str, *code: str) -> nbformat.NotebookNode:
@@ -322,7 +324,7 @@ def tiny_book(tmp_path_factory) -> tuple[Path, Path]:
     nbformat.write(tiny, src / "book" / "tiny.ipynb")
     (src / "book" / "lists.md").write_text("(equations-in-lists)=\n" + GOOD_LIST_MATH)
     (src / "book" / "bad_math.md").write_text(BAD_LIST_MATH)
-    bad_cells = _notebook("# Broken cells", BAD_PROGRESS_LOG, BAD_WIDGET, BAD_LONG_LINE)
+    bad_cells = _notebook("# Broken cells\n\n" + BAD_PROSE_BLOCK, BAD_PROGRESS_LOG, BAD_WIDGET, BAD_LONG_LINE)
     nbformat.write(bad_cells, src / "book" / "bad_cells.ipynb")
     html = build_book(src, src / "out")
     return src, html
@@ -400,6 +402,7 @@ def test_tiny_book_check_catches_progress_logs_widgets_and_wide_code(browser, ti
     assert any("progress log" in p for p in report.problems), report.problems
     assert any("ipywidgets outputs" in p for p in report.problems), report.problems
     assert any("code cell's input scrolls horizontally" in p for p in report.problems), report.problems
+    assert any("code block in the prose scrolls horizontally" in p for p in report.problems), report.problems
 
 
 def test_tiny_book_check_catches_broken_links(browser, tiny_book):
