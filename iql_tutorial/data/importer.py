@@ -480,13 +480,12 @@ def import_arrays(
     created: list[Path] = []
     try:
         os.environ["MINARI_DATASETS_PATH"] = str(tmp_root)
-        create_compact(
+        built = create_compact(
             dataset_id, episodes, env_id, observation_space=observation_space, action_space=action_space,
             ref_min_score=ref_min_score, ref_max_score=ref_max_score,
             description=description or f"Logged data imported by iql_tutorial from {source}.",
             algorithm_name=f"imported ({source})", author="iql_tutorial import",
         )  # fmt: skip
-        built = tmp_root / dataset_id
         os.environ["MINARI_DATASETS_PATH"] = str(root) if old_env is None else old_env
         # the namespaces' metadata files Minari made, where the destination lacks them
         parts = dataset_id.split("/")[:-1]

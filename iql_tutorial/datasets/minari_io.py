@@ -87,12 +87,11 @@ def write_dataset(
         if not force:
             raise FileExistsError(f"Dataset {dataset_id} exists at {d}; pass force=True (--force) to rebuild it.")
         shutil.rmtree(d)
-    create_compact(
+    return create_compact(
         dataset_id, episodes, env_id, observation_space=observation_space, action_space=action_space,
         ref_min_score=float(ref_min_score), ref_max_score=float(ref_max_score), description=description,
         algorithm_name=algorithm_name, author=author,
     )  # fmt: skip
-    return d
 
 
 def create_compact(
@@ -149,7 +148,7 @@ def create_compact(
         if ref_min_score is not None and "ref_min_score" not in ds.storage.metadata:
             ds.storage.update_metadata({"ref_min_score": ref_min_score, "ref_max_score": ref_max_score})
         del ds
-    d = minari_root() / dataset_id
+    d = dataset_dir(dataset_id)
     compact_hdf5(d / "data" / "main_data.hdf5")
     _refresh_size(d)
     return d
