@@ -15,12 +15,26 @@ appear
 Anything else is a number typed from some run, which the next build on another machine would
 contradict: glue it (MyST-NB ``{glue:text}``), write it as math if it is a definition or a
 setting (``$\\tau = 0.7$``), or cite where it comes from. ``ALLOWED`` lists the few exceptions,
-each with its reason; ``CHECKED_ELSEWHERE`` the pages whose numbers another test ties to their
-source.
+each with its reason (there are none: no sentence may be allowed in, nor built in Python to get
+round the rule); ``CHECKED_ELSEWHERE`` the pages whose numbers another test ties to their source.
+
+Glued values are numbers and short labels, never sentences (issue 22, item 3): a glued string of
+more than ``MAX_GLUED_WORDS`` words fails. Two checks, because a sentence can be built in many
+ways:
+
+- here, statically, every ``glue(name, value)`` call of the chapters' code: the words ``value``
+  can have, read from its expression (a string literal, an f-string, whose replacement fields
+  count one word each, ``+`` of strings, a conditional expression's longer branch) or, when it is
+  a variable, from every assignment to that variable in the notebook. What cannot be read
+  statically (a ``join``, a function's result) is not judged here;
+- in every build, by the page check (``tools/check_book.py``, ``long_glued_strings``): the
+  glued values themselves, read from the executed notebook's glue outputs, however they were
+  built. Its tiny-book test is ``tests/test_book.py::test_tiny_book_check_catches_warnings_repeated_logs_and_glued_sentences``.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -114,3 +128,103 @@ def test_pages_checked_elsewhere_have_that_check():
     for page, how in CHECKED_ELSEWHERE.items():
         path, name = how.split(" ", 1)[0].split("::")
         assert (BOOK / page).exists() and f"def {name}(" in (_P(__file__).parents[1] / path).read_text(), page
+
+
+# ------------------------------------------------------------------ glued values are not sentences
+MAX_GLUED_WORDS = 8  # as tools/check_book.py's MAX_GLUED_WORDS
+
+
+def _words(text: str) -> int:
+    return sum(1 for word in text.split() if re.search(r"[A-Za-z]", word))
+
+
+def _value_words(node: ast.AST, assignments: dict[str, list[ast.AST]], seen: frozenset = frozenset()) -> int | None:
+    """The most words the expression ``node`` can glue, when that can be read statically; None
+    when it cannot (a number, a call, an unknown variable). A variable: its longest assignment
+    plus everything appended to it with ``+=``."""
+    if isinstance(node, ast.Constant):
+        return _words(node.value) if isinstance(node.value, str) else None
+    if isinstance(node, ast.JoinedStr):  # an f-string: its text, and one word per field
+        text = "".join(v.value if isinstance(v, ast.Constant) else " X " for v in node.values)
+        return _words(text)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _value_words(node.left, assignments, seen), _value_words(node.right, assignments, seen)
+        return None if left is None and right is None else (left or 0) + (right or 0)
+    if isinstance(node, ast.IfExp):
+        branches = [_value_words(b, assignments, seen) for b in (node.body, node.orelse)]
+        known = [b for b in branches if b is not None]
+        return max(known) if known else None
+    if isinstance(node, ast.Name) and node.id not in seen:
+        inner = seen | {node.id}
+        known = [w for v in assignments.get(node.id, []) if (w := _value_words(v, assignments, inner)) is not None]
+        appended = [w for v in assignments.get(f"{node.id}+=", []) if (w := _value_words(v, assignments, inner))]
+        return max(known, default=0) + sum(appended) if known or appended else None
+    return None
+
+
+def glued_sentences(sources: list[str], max_words: int = MAX_GLUED_WORDS) -> list[str]:
+    """The ``glue(name, value)`` calls of a notebook's code cells whose value can be read
+    statically and has more than ``max_words`` words (see the module's docstring)."""
+    trees = []
+    for source in sources:
+        lines = ["" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()]
+        try:
+            trees.append(ast.parse("\n".join(lines)))
+        except SyntaxError:
+            continue
+    assignments: dict[str, list[ast.AST]] = {}
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        assignments.setdefault(target.id, []).append(node.value)
+            elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+                assignments.setdefault(f"{node.target.id}+=", []).append(node.value)
+    found = []
+    for tree in trees:
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or len(node.args) < 2:
+                continue
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            if name != "glue":
+                continue
+            words = _value_words(node.args[1], assignments)
+            if words is not None and words > max_words:
+                found.append(f"{ast.unparse(node.args[0])} ({words} words): {ast.unparse(node.args[1])[:100]}")
+    return found
+
+
+def test_the_glue_rule_catches_a_glued_sentence_and_passes_numbers_and_labels():
+    bad = [
+        'glue("leak", "It rises from cell to cell, and the policy follows it.", display=False)',
+        'x = 3\nglue("t", f"{x} torch threads run the whole update on this machine today")',
+        'leak = "It rises from cell to cell"\nleak += " and the policy follows it to the goal."\nglue("leak", leak)',
+        'phrase = "ahead" if a > b else "behind by more than two standard errors of the mean here"\n'
+        'glue("order", phrase)',
+    ]
+    for source in bad:
+        assert len(glued_sentences([source])) == 1, source
+    assert glued_sentences(
+        ["leak = (\n    'one two three four five '\n    'six seven eight nine'\n)", "glue('l', leak)"]
+    )
+    good = [
+        'glue("ch05_score", float(score), display=False)',
+        'glue("label", "HalfCheetah medium-replay", display=False)',
+        'glue("n", f"{n:,} transitions")',
+        'glue("table", df.style.format("{:.1f}"))',
+        "glue(f'ch03_ratio_{wd}_{n}', ratio, display=False)",
+    ]
+    for source in good:
+        assert glued_sentences([source]) == [], source
+
+
+@pytest.mark.parametrize("path", sorted(BOOK.glob("*.ipynb")), ids=lambda p: p.name)
+def test_no_sentence_is_glued(path):
+    nb = nbformat.read(path, as_version=4)
+    found = glued_sentences([c.source for c in nb.cells if c.cell_type == "code"])
+    assert not found, (
+        f"{path.name}: sentences glued from Python (write the sentence in the Markdown and glue only its numbers "
+        f"and labels; at most {MAX_GLUED_WORDS} words):\n" + "\n".join(f"  - {f}" for f in found)
+    )
