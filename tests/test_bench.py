@@ -134,15 +134,19 @@ def test_compiled_step_under_the_default_plan_equals_eager(no_plan):
         torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-4, msg=name)
 
 
-# ------------------------------------------------------------------ the appendix's figures
+# ------------------------------------------------------------------ the performance pages' figures
+# The book's appendix (the speed table, how to run the benchmark, the GPU path) and the full
+# protocol kept in the repository (docs/performance.md, outside the book); each with the fewest
+# figures it must report, so an empty page cannot pass.
 PAGE = ROOT / "book" / "performance.md"
+PAGES = {PAGE: 8, ROOT / "docs" / "performance.md": 20}
 
 
-def _page_figures() -> list[str]:
+def _page_figures(page: Path = PAGE) -> list[str]:
     """Every decimal number and percentage of the page's prose and tables, except code blocks,
     HTML comments and the predictions (written before measuring, between <!-- predictions -->
     and <!-- /predictions -->)."""
-    text = PAGE.read_text()
+    text = page.read_text()
     text = re.sub(r"<!-- predictions -->.*?<!-- /predictions -->", " ", text, flags=re.S)
     text = re.sub(r"<!--.*?-->", " ", text, flags=re.S)
     text = re.sub(r"```.*?```", " ", text, flags=re.S)
@@ -153,9 +157,28 @@ def _page_figures() -> list[str]:
     return decimals + with_units
 
 
-def test_every_figure_on_the_performance_page_is_in_a_committed_bench_output():
+def _missing_from_outputs(figures: list[str]) -> list[str]:
     outputs = " ".join(p.read_text() for p in sorted((ROOT / "data" / "results").glob("bench-*.txt")))
-    figures = _page_figures()
-    assert len(figures) > 20  # the page does report figures
-    missing = sorted({f for f in figures if not re.search(rf"(?<![\d.]){re.escape(f)}(?![\d])", outputs)})
-    assert not missing, f"figures on {PAGE.name} found in no data/results/bench-*.txt: {missing}"
+    return sorted({f for f in figures if not re.search(rf"(?<![\d.]){re.escape(f)}(?![\d])", outputs)})
+
+
+@pytest.mark.parametrize("page", list(PAGES), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_figure_on_the_performance_page_is_in_a_committed_bench_output(page):
+    figures = _page_figures(page)
+    assert len(figures) >= PAGES[page], f"{page.name} reports only {figures}"
+    missing = _missing_from_outputs(figures)
+    assert not missing, f"figures on {page.relative_to(ROOT)} found in no data/results/bench-*.txt: {missing}"
+
+
+def test_the_figure_check_fails_a_figure_typed_from_nowhere(tmp_path):
+    page = tmp_path / "performance.md"
+    page.write_text("The package ran at 364.8 updates/s, 2.05 times the plain update (97% idle; 123.4 updates/s).\n")
+    figures = _page_figures(page)
+    assert {"364.8", "2.05", "97%", "123.4"} <= set(figures), figures
+    assert _missing_from_outputs(figures) == ["123.4", "123.4 updates/s", "97%"]
+
+
+def test_the_book_points_at_the_full_protocol():
+    text = PAGE.read_text()
+    assert "docs/performance.md" in text and (ROOT / "docs" / "performance.md").is_file()
+    assert "## The GPU path" in text and "python -m iql_tutorial.bench" in text
