@@ -118,6 +118,19 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _umask() -> int:
+    """The process's umask (read without changing it where /proc allows)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | Path, write: Any) -> None:
     """Write a file so that a reader (or a crash) never sees it half-written: ``write(f)``
     fills a temporary file in the same folder, which then replaces ``path`` in one rename."""
@@ -126,6 +139,9 @@ def atomic_write_bytes(path: str | Path, write: Any) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            # mkstemp makes the file 0600; give it the mode open() would (0666 less the umask),
+            # so run folders shared between users or nodes stay readable after a rewrite
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             write(f)
             f.flush()
             os.fsync(f.fileno())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,62 @@ def datasets_path() -> Path:
 
 
 def list_local_ids() -> list[str]:
-    """Ids of every Minari dataset under ``datasets_path()``."""
+    """Ids of every Minari dataset under ``datasets_path()`` (none if that folder does not exist)."""
     import minari
 
+    if not datasets_path().is_dir():
+        return []
     return sorted(minari.list_local_datasets().keys())
+
+
+DATASET_ID = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*-v\d+$")
+
+
+def check_dataset_id(dataset_id: str) -> None:
+    """A one-line error for an id that cannot name a dataset: a short name of the book's
+    datasets (``pendulum-medium``, which ``data build`` accepts) gets its full id as the hint;
+    anything else not of the form NAMESPACE/TASK/NAME-vN lists the local datasets. A well-formed
+    id that is not local passes (``load_dataset`` may download it)."""
+    if not isinstance(dataset_id, str) or not dataset_id:
+        raise ValueError(f"dataset id {dataset_id!r} is empty; give an id such as iqlbook/pendulum/medium-v0.")
+    if DATASET_ID.match(dataset_id) or dataset_id in list_local_ids():
+        return
+    from iql_tutorial.datasets.recipes import RECIPES, resolve  # the book's short names (failure path only)
+
+    try:
+        recipe = resolve(dataset_id)
+    except KeyError:
+        recipe = None
+    if recipe is not None and recipe.dataset_id != dataset_id:
+        built = dataset_id_is_local(recipe.dataset_id)
+        then = "" if built else f" (build it first: python -m iql_tutorial.data build {recipe.short})"
+        raise ValueError(
+            f"dataset '{dataset_id}' is a short name, which only `data build` takes; give its id: "
+            f"--dataset {recipe.dataset_id}{then}."
+        )
+    local = list_local_ids()
+    known = local or [r.dataset_id for r in RECIPES.values()]
+    where = f"the datasets in {datasets_path()}" if local else "the book's datasets"
+    raise ValueError(
+        f"dataset '{dataset_id}' is not a dataset id (NAMESPACE/TASK/NAME-vN, e.g. iqlbook/pendulum/medium-v0); "
+        f"{where}: {', '.join(known[:12])}{', ...' if len(known) > 12 else ''} (python -m iql_tutorial.data list)."
+    )
+
+
+def dataset_id_is_local(dataset_id: str) -> bool:
+    return dataset_id in list_local_ids()
+
+
+def reward_dim_message(dataset_id: str, got: int, want: int) -> str:
+    """The one line for a dataset whose rewards have another width than the config's weights."""
+    if want == 1:
+        fix = (
+            f"give one weight per component to sum them into one reward: --reward-weights "
+            f"{' '.join(['1'] * got)} (reward_weights=({', '.join(['1.0'] * got)}))"
+        )
+    else:
+        fix = f"give {got} reward weights (one per component), not {want}"
+    return f"Dataset {dataset_id} has {got}-dimensional rewards but the config expects {want}: {fix}."
 
 
 @dataclass
@@ -203,6 +256,7 @@ def load_dataset(
     device: str | torch.device = "cpu",
     reward_norm: str = "none",
     download: bool = True,
+    reward_dim: int | None = None,
 ) -> OfflineDataset:
     """Load a Minari dataset by id into transitions on ``device``.
 
@@ -212,6 +266,8 @@ def load_dataset(
         reward_norm: ``"none"``, ``"locomotion"`` (1000 / return spread, the paper's MuJoCo
             choice) or ``"shift"`` (r - 1, the paper's AntMaze choice).
         download: try Minari's remote server when the id is not local.
+        reward_dim: the reward width the learner expects (``IQLConfig.reward_dim``); a dataset
+            whose rewards have another width is refused before its rewards are normalized.
 
     Actions are rescaled from the environment's bounds to [-1, 1]; ``action_scaler`` maps back.
     """
@@ -219,6 +275,7 @@ def load_dataset(
 
     if reward_norm not in REWARD_NORMALIZATIONS:
         raise ValueError(f"reward_norm='{reward_norm}' is unknown; choose one of {REWARD_NORMALIZATIONS}.")
+    check_dataset_id(dataset_id)
     if dataset_id in list_local_ids():
         dataset = minari.load_dataset(dataset_id)
     else:
@@ -233,6 +290,8 @@ def load_dataset(
     space = dataset.spec.action_space
     scaler = ActionScaler(np.asarray(space.low, dtype=np.float64), np.asarray(space.high, dtype=np.float64))
     t.actions = torch.as_tensor(scaler.to_policy(t.actions.double().numpy()), dtype=torch.float32)
+    if reward_dim is not None and t.reward_dim != reward_dim:
+        raise ValueError(reward_dim_message(dataset_id, t.reward_dim, reward_dim))
     returns = episode_returns(t)
     scale, shift = reward_normalization(returns, reward_norm)
     if scale != 1.0 or shift != 0.0:

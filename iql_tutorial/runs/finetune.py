@@ -17,7 +17,6 @@ seed and the episode index, so ``--resume`` continues a killed run exactly (bit-
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -35,14 +34,14 @@ from iql_tutorial.core.config import IQLConfig
 from iql_tutorial.data import OfflineDataset, load_dataset
 from iql_tutorial.data.buffer import ReplayBuffer
 from iql_tutorial.data.loader import _flatten_obs
-from iql_tutorial.runs.checkpoint import CsvLog, load_checkpoint, save_checkpoint
+from iql_tutorial.runs.checkpoint import CsvLog, load_checkpoint
 from iql_tutorial.runs.cli import add_fields, given
 from iql_tutorial.runs.evaluation import evaluate
-from iql_tutorial.runs.train import EVAL_COLUMNS, TRAIN_COLUMNS
+from iql_tutorial.runs.folder import Interrupted, RunFolder, one_line, read_run_json
+from iql_tutorial.runs.train import ERRORS, EVAL_COLUMNS, TRAIN_COLUMNS, compile_note
 from iql_tutorial.speed.runner import MODES
 from iql_tutorial.speed.threads import decide_threads
 from iql_tutorial.utils import (
-    atomic_write_text,
     progress_bar,
     resolve_device,
     rng_state,
@@ -68,6 +67,8 @@ class FinetuneConfig:
         eval_episodes: deterministic evaluation episodes (0 disables evaluation).
         log_every: write a train_log.csv row every this many environment steps.
         checkpoint_every: checkpoint at the first episode end after this many environment steps.
+        allow_unfinished: fine-tune an offline run that stopped before its last step (it is
+            refused otherwise, naming the step it stopped at).
     """
 
     offline_run: str
@@ -82,6 +83,7 @@ class FinetuneConfig:
     eval_episodes: int = 10
     log_every: int = 1_000
     checkpoint_every: int = 5_000
+    allow_unfinished: bool = False
 
     def __post_init__(self) -> None:
         for name in ("online_steps", "updates_per_step", "eval_every", "log_every", "checkpoint_every"):
@@ -89,6 +91,10 @@ class FinetuneConfig:
                 raise ValueError(f"FinetuneConfig.{name}={getattr(self, name)} must be a positive integer.")
         if self.out is None:
             self.out = str(Path(self.offline_run).with_name(Path(self.offline_run).name + "-online"))
+
+
+# settings that do not change what a fine-tuning run computes (left out of its run.json)
+NOT_IDENTITY = ("offline_run", "out", "resume", "device", "mode", "allow_unfinished")
 
 
 @dataclass
@@ -106,37 +112,80 @@ def _flat(space: gym.Space, obs: Any) -> np.ndarray:
     return _flatten_obs(space, batched)[0]
 
 
+def check_offline_run(cfg: FinetuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The offline run's ``run.json`` and final checkpoint, or a one-line error: no run there, a
+    fine-tuning folder instead of an offline run, or an unfinished run (unless
+    ``allow_unfinished``, which says so and goes on)."""
+    offline_dir = Path(cfg.offline_run)
+    run_path, ckpt_path = offline_dir / "run.json", offline_dir / "checkpoint.pt"
+    if not offline_dir.is_dir():
+        raise FileNotFoundError(
+            f"--offline-run {offline_dir} is not a folder: give the folder of an offline run (python -m iql_tutorial.train)."
+        )
+    if not run_path.exists() or not ckpt_path.exists():
+        missing = "run.json" if not run_path.exists() else "checkpoint.pt"
+        raise FileNotFoundError(
+            f"{offline_dir} holds no {missing}: train offline first (python -m iql_tutorial.train), and pass its "
+            "folder as --offline-run."
+        )
+    offline_run = read_run_json(run_path)
+    if "offline_run" in offline_run:
+        raise ValueError(
+            f"{offline_dir} is a fine-tuning folder, not an offline run; pass the offline run it continued: "
+            f"--offline-run {offline_run['offline_run']}."
+        )
+    missing = [k for k in ("dataset", "steps", "reward_norm") if k not in offline_run]
+    if missing:
+        raise ValueError(f"{run_path} lacks {', '.join(missing)}: it is not the run.json of an offline run.")
+    ckpt = load_checkpoint(ckpt_path)
+    step, steps = int(ckpt.get("step", 0)), int(offline_run["steps"])
+    if step < steps:
+        what = (
+            f"offline run {offline_dir} stopped at step {step:,} of {steps:,}: finish it first "
+            f"(python -m iql_tutorial.train ... --resume --out {offline_dir}, with its settings)"
+        )
+        if not cfg.allow_unfinished:
+            raise ValueError(f"{what}, or pass --allow-unfinished to fine-tune it as it is.")
+        print(f"note: {what}; fine-tuning it as it is (--allow-unfinished).", file=sys.stderr)
+    return offline_run, ckpt
+
+
 def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progress: bool = True) -> FinetuneResult:
     """Load the offline run's final checkpoint, then alternate one environment step with the
-    policy's sampled action and ``updates_per_step`` IQL updates on the mixed buffer."""
-    offline_dir, out = Path(cfg.offline_run), Path(str(cfg.out))
-    if not (offline_dir / "checkpoint.pt").exists():
-        raise FileNotFoundError(
-            f"{offline_dir} holds no checkpoint.pt: train offline first (python -m iql_tutorial.train)."
-        )
-    offline_run = json.loads((offline_dir / "run.json").read_text())
+    policy's sampled action and ``updates_per_step`` IQL updates on the mixed buffer.
+
+    The fine-tuning folder is locked while this writes into it (``folder.RunFolder``); Ctrl-C
+    raises ``folder.Interrupted``; a failure before the run started leaves no folder behind."""
+    offline_run, offline_ckpt = check_offline_run(cfg)
+    folder = RunFolder.open(str(cfg.out), what="fine-tuning run")
+    ok = False
+    try:
+        result = _finetune(cfg, folder, offline_run, offline_ckpt, dataset, progress)
+        ok = True
+        return result
+    finally:
+        folder.close(ok)
+
+
+def _finetune(
+    cfg: FinetuneConfig,
+    folder: RunFolder,
+    offline_run: dict[str, Any],
+    offline_ckpt: dict[str, Any],
+    dataset: OfflineDataset | None,
+    progress: bool,
+) -> FinetuneResult:
+    offline_dir, out = Path(cfg.offline_run), folder.path
     identity = {
         "offline_run": str(offline_dir.resolve()),
-        **{k: v for k, v in asdict(cfg).items() if k not in ("offline_run", "out", "resume", "device", "mode")},
+        **{k: v for k, v in asdict(cfg).items() if k not in NOT_IDENTITY},
     }
-    ckpt = None
-    if (out / "run.json").exists():
-        if not cfg.resume:
-            raise FileExistsError(
-                f"{out} already holds a fine-tuning run: pass --resume to continue it, or choose another --out."
-            )
-        if json.loads((out / "run.json").read_text()) != identity:
-            raise ValueError(f"Cannot resume {out}: its run.json differs from this configuration.")
-        if (out / "checkpoint.pt").exists():
-            ckpt = load_checkpoint(out / "checkpoint.pt")
-    elif out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} is not empty and holds no run of this package; choose another --out.")
-
+    ckpt = folder.resume_or_start(identity, cfg.resume, progress=progress)
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     if dataset is None:
-        dataset = load_dataset(offline_run["dataset"], device=device, reward_norm=offline_run["reward_norm"])
-    offline_ckpt = load_checkpoint(offline_dir / "checkpoint.pt")
+        dataset = load_dataset(offline_run["dataset"], device=device, reward_norm=offline_run["reward_norm"],
+                               reward_dim=IQLConfig.from_dict(offline_ckpt["agent"]["config"]).reward_dim)  # fmt: skip
     iql = IQLConfig.from_dict({**offline_ckpt["agent"]["config"], "cosine_actor_lr": False})
     plan = decide_threads(device)  # as the trainer does (speed.threads; IQL_THREADS overrides)
     for note in plan.apply():
@@ -166,10 +215,7 @@ def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progres
         train_log.truncate_after(env_step)
         eval_log.truncate_after(env_step)
     else:  # a fresh run, or one killed before its first checkpoint: start its logs over
-        out.mkdir(parents=True, exist_ok=True)
-        for log in (train_log, eval_log):
-            log.path.unlink(missing_ok=True)
-        atomic_write_text(out / "run.json", json.dumps(identity, indent=2))
+        folder.start(identity, [train_log, eval_log])
         if cfg.eval_episodes > 0:  # the offline policy's score, as step 0 of the online phase
             eval_log.append(
                 {**evaluate(agent, dataset, cfg.eval_episodes, seed=cfg.seed * 100_003), "step": 0, "wall_s": 0.0}
@@ -195,51 +241,61 @@ def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progres
             "episode": next_episode,
             "offline_updates": offline_updates,
         }
-        save_checkpoint(out / "checkpoint.pt", state)
+        folder.save(state, at)
         saved_at = at
 
-    metrics: dict[str, Tensor] = {}
-    obs = _flat(space, env.reset(seed=cfg.seed * 1_000_003 + episode)[0])
-    while env_step < cfg.online_steps:
-        with torch.no_grad():
-            a = agent.act(
-                torch.as_tensor(obs, dtype=torch.float32, device=device)[None], epsilon=1.0, generator=act_gen
+    note = compile_note(agent.mode) if env_step < cfg.online_steps else None
+    if progress and note:
+        print(note, file=sys.stderr)
+    folder.progress_step = env_step
+    try:
+        metrics: dict[str, Tensor] = {}
+        obs = _flat(space, env.reset(seed=cfg.seed * 1_000_003 + episode)[0])
+        while env_step < cfg.online_steps:
+            with torch.no_grad():
+                a = agent.act(
+                    torch.as_tensor(obs, dtype=torch.float32, device=device)[None], epsilon=1.0, generator=act_gen
+                )
+            a_np = a[0].cpu().numpy()
+            nxt, r, term, trunc, _ = env.step(dataset.action_scaler.to_env(a_np).astype(env.action_space.dtype))
+            nxt = _flat(space, nxt)
+            buffer.add(
+                obs, a_np, float(r) * dataset.reward_scale + dataset.reward_shift, nxt, term, trunc, first_id + episode
             )
-        a_np = a[0].cpu().numpy()
-        nxt, r, term, trunc, _ = env.step(dataset.action_scaler.to_env(a_np).astype(env.action_space.dtype))
-        nxt = _flat(space, nxt)
-        buffer.add(
-            obs, a_np, float(r) * dataset.reward_scale + dataset.reward_shift, nxt, term, trunc, first_id + episode
-        )
-        plan.adjust()  # an adaptive plan: one thread fewer while another process holds a core
-        for _ in range(cfg.updates_per_step):
-            metrics = agent.update(buffer.sample(iql.batch_size, sampler))
-        env_step += 1
-        bar.update(1)
-        obs = nxt
-        if env_step % cfg.log_every == 0:
-            row = {k: float(v) for k, v in metrics.items() if v.dim() == 0}
-            row.update(
-                step=env_step,
-                env_step=env_step,
-                actor_lr=float(agent.actor_opt.param_groups[0]["lr"]),
-                wall_s=time.perf_counter() - t0,
-            )
-            train_log.append(row)
-        if cfg.eval_episodes > 0 and (env_step % cfg.eval_every == 0 or env_step == cfg.online_steps):
-            result = evaluate(agent, dataset, cfg.eval_episodes, seed=cfg.seed * 100_003 + env_step)
-            eval_log.append({**result, "step": env_step, "wall_s": time.perf_counter() - t0})
-            bar.set_postfix(score=f"{result.get('score_mean', result['return_mean']):.1f}", refresh=False)
-        if env_step % cfg.checkpoint_every == 0:
-            checkpoint_due = True
-        if term or trunc:
-            episode += 1
-            if checkpoint_due or env_step == cfg.online_steps:  # only at episode boundaries: exact resume
-                save(env_step, episode)
-                checkpoint_due = False
-            obs = _flat(space, env.reset(seed=cfg.seed * 1_000_003 + episode)[0])
-    if saved_at != cfg.online_steps:  # the budget ended mid-episode: the final agent, for the record
-        save(env_step, episode + 1)  # (a resume of a finished run only reads it; no episode continues)
+            plan.adjust()  # an adaptive plan: one thread fewer while another process holds a core
+            for _ in range(cfg.updates_per_step):
+                metrics = agent.update(buffer.sample(iql.batch_size, sampler))
+            env_step += 1
+            folder.progress_step = env_step
+            bar.update(1)
+            obs = nxt
+            if env_step % cfg.log_every == 0:
+                row = {k: float(v) for k, v in metrics.items() if v.dim() == 0}
+                row.update(
+                    step=env_step,
+                    env_step=env_step,
+                    actor_lr=float(agent.actor_opt.param_groups[0]["lr"]),
+                    wall_s=time.perf_counter() - t0,
+                )
+                train_log.append(row)
+            if cfg.eval_episodes > 0 and (env_step % cfg.eval_every == 0 or env_step == cfg.online_steps):
+                result = evaluate(agent, dataset, cfg.eval_episodes, seed=cfg.seed * 100_003 + env_step)
+                eval_log.append({**result, "step": env_step, "wall_s": time.perf_counter() - t0})
+                bar.set_postfix(score=f"{result.get('score_mean', result['return_mean']):.1f}", refresh=False)
+            if env_step % cfg.checkpoint_every == 0:
+                checkpoint_due = True
+            if term or trunc:
+                episode += 1
+                if checkpoint_due or env_step == cfg.online_steps:  # only at episode boundaries: exact resume
+                    save(env_step, episode)
+                    checkpoint_due = False
+                obs = _flat(space, env.reset(seed=cfg.seed * 1_000_003 + episode)[0])
+        if saved_at != cfg.online_steps:  # the budget ended mid-episode: the final agent, for the record
+            save(env_step, episode + 1)  # (a resume of a finished run only reads it; no episode continues)
+    except KeyboardInterrupt:
+        bar.close()
+        env.close()
+        raise Interrupted(out, folder.progress_step, folder.saved_step) from None
     bar.close()
     env.close()
 
@@ -251,10 +307,23 @@ def main(argv: list[str] | None = None) -> int:
     add_fields(p, FinetuneConfig, required=("offline_run",), choices={"mode": MODES})
     try:
         result = finetune(FinetuneConfig(**given(p.parse_args(argv), FinetuneConfig)))
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except Interrupted as e:
+        print(str(e), file=sys.stderr)
+        return 130
+    except ERRORS as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
-    print(f"done: {result.out}; evaluations:\n{result.eval_log.to_string(index=False)}")
+    table = result.eval_log.drop(columns=["wall_s"], errors="ignore").rename(
+        columns={
+            "step": "env step",
+            "return_mean": "return",
+            "return_std": "return sd",
+            "score_mean": "score (%)",
+            "score_std": "score sd",
+        }  # fmt: skip
+    )
+    print(f"done: {result.out}; evaluations (return: sum of rewards; score: 0 random, 100 expert):")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     return 0
 
 

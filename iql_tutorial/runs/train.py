@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import re
 import sys
 import time
@@ -37,14 +36,15 @@ import torch
 from iql_tutorial.core.agent import IQLAgent
 from iql_tutorial.core.config import POLICY_MODES, PRIORITIES, UPDATE_ORDERS, IQLConfig
 from iql_tutorial.data import OfflineDataset, Transitions, load_dataset
-from iql_tutorial.runs.checkpoint import CsvLog, load_checkpoint, save_checkpoint
+from iql_tutorial.data.loader import check_dataset_id, reward_dim_message
+from iql_tutorial.runs.checkpoint import CsvLog
 from iql_tutorial.runs.cli import add_fields, given
 from iql_tutorial.runs.diagnostics import DIAG_COLUMNS, offline_diagnostics, split_episodes
 from iql_tutorial.runs.evaluation import evaluate
+from iql_tutorial.runs.folder import Interrupted, RunFolder, RunFolderBusy, one_line
 from iql_tutorial.speed.runner import MODES, StepRunner
 from iql_tutorial.speed.threads import decide_threads, reexec_with
 from iql_tutorial.utils import (
-    atomic_write_text,
     progress_bar,
     resolve_device,
     rng_state,
@@ -101,7 +101,8 @@ class TrainConfig:
         device: auto, cpu or cuda[:N].
         mode: how each update runs: auto (the fastest here), eager, compile or cuda-graph.
         seed: seeds the networks, the sampler and the evaluation episodes.
-        out: run folder (default runs/<dataset>-<policy>-seed<seed>).
+        out: run folder (default runs/<dataset, every / as _>-<iql, or the policy>-seed<seed>, e.g.
+            runs/iqlbook_pendulum_medium-replay-v0-iql-seed0).
         resume: continue the run in out (bit-identical on a CPU).
         reward_norm: none, locomotion or shift; None: the dataset's preset.
         eval_every: evaluate every this many steps (and at the last step).
@@ -193,56 +194,66 @@ class TrainResult:
     validation: Transitions | None = None  # the held-out episodes (None: val_fraction = 0)
 
 
-def _check_out_dir(out: Path, cfg: TrainConfig) -> dict[str, Any] | None:
-    """Refuse to write into a folder that holds another run; return the checkpoint to resume."""
-    ckpt_path, run_path = out / "checkpoint.pt", out / "run.json"
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"--out {out} is an existing file, not a folder; choose another --out.")
-    if out.exists() and any(out.iterdir()) and not run_path.exists():
-        raise FileExistsError(
-            f"Output folder {out} is not empty and holds no run of this package; refusing to write into it. "
-            "Choose another --out."
-        )
-    if not run_path.exists():
-        return None
-    previous = json.loads(run_path.read_text())
+def _normalize_previous(previous: dict[str, Any]) -> dict[str, Any]:
+    """An older run.json brought up to date, so that resuming it compares like with like."""
     if isinstance(previous.get("iql"), dict):  # fields added since that run keep their defaults
         try:
             previous["iql"] = IQLConfig.from_dict(previous["iql"]).to_dict()
         except (TypeError, ValueError):
             pass
     previous.setdefault("val_fraction", 0.0)  # runs from before the held-out split trained on everything
-    if not cfg.resume:
-        raise FileExistsError(
-            f"Output folder {out} already holds a run (dataset {previous.get('dataset')}, seed {previous.get('seed')}). "
-            "Pass --resume to continue it, or choose another --out to start a new one; nothing was overwritten."
-        )
-    if previous != cfg.identity():
-        diff = sorted(k for k in set(previous) | set(cfg.identity()) if previous.get(k) != cfg.identity().get(k))
-        raise ValueError(
-            f"Cannot resume {out}: its run.json differs from this configuration in {diff}. "
-            "Resume with the same settings, or choose another --out."
-        )
-    return load_checkpoint(ckpt_path) if ckpt_path.exists() else None
+    return previous
+
+
+def _describe(previous: dict[str, Any]) -> str:
+    return f" (dataset {previous.get('dataset')}, seed {previous.get('seed')})"
+
+
+COMPILE_NOTE = (
+    "compiling the IQL update ({mode}: about {seconds} s, once per process); the progress bar starts counting after it"
+)
+COMPILE_SECONDS = {"compile": 30, "cuda-graph": 60}  # measured on this project's 2-core VM and an H100
+
+
+def compile_note(mode: str) -> str | None:
+    """The line said before the first (compiling) update, or None for the eager step."""
+    if mode not in COMPILE_SECONDS:
+        return None
+    return COMPILE_NOTE.format(mode=mode, seconds=COMPILE_SECONDS[mode])
 
 
 def train(cfg: TrainConfig, dataset: OfflineDataset | None = None, progress: bool = True) -> TrainResult:
-    """Train per ``cfg`` and return the agent with its logs. See the module docstring."""
+    """Train per ``cfg`` and return the agent with its logs. See the module docstring.
+
+    The run folder is locked for as long as this writes into it (``folder.RunFolder``): a second
+    writer is refused. Ctrl-C raises ``folder.Interrupted`` (the step reached and the last
+    checkpoint's); a failure before the run started leaves no folder behind."""
     assert cfg.steps is not None and cfg.out is not None  # __post_init__ resolved both
-    out = Path(cfg.out)
+    folder = RunFolder.open(cfg.out)
+    ok = False
+    try:
+        result = _train(cfg, folder, dataset, progress)
+        ok = True
+        return result
+    finally:
+        folder.close(ok)
+
+
+def _train(cfg: TrainConfig, folder: RunFolder, dataset: OfflineDataset | None, progress: bool) -> TrainResult:
+    assert cfg.steps is not None
+    out = folder.path
     iql = cfg.iql_config()
-    ckpt = _check_out_dir(out, cfg)
+    ckpt = folder.resume_or_start(cfg.identity(), cfg.resume, _normalize_previous, _describe, progress)
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     if dataset is None:
-        dataset = load_dataset(cfg.dataset, device=device, reward_norm=cfg.resolved_reward_norm())
+        dataset = load_dataset(
+            cfg.dataset, device=device, reward_norm=cfg.resolved_reward_norm(), reward_dim=iql.reward_dim
+        )
     elif dataset.transitions.device != device:
         dataset = dataclasses.replace(dataset, transitions=dataset.transitions.to(device))
     if dataset.transitions.reward_dim != iql.reward_dim:
-        raise ValueError(
-            f"Dataset {cfg.dataset} has {dataset.transitions.reward_dim}-dimensional rewards but the config expects "
-            f"{iql.reward_dim} (reward_weights={iql.reward_weights}). Give one reward weight per dimension."
-        )
+        raise ValueError(reward_dim_message(cfg.dataset, dataset.transitions.reward_dim, iql.reward_dim))
     dataset.transitions.check_finite(f"Dataset {cfg.dataset}")
     train_data, val_data = split_episodes(dataset.transitions, cfg.val_fraction, cfg.seed)  # own RNG stream
     evaluating = cfg.eval_episodes > 0 and dataset.has_env
@@ -277,17 +288,47 @@ def train(cfg: TrainConfig, dataset: OfflineDataset | None = None, progress: boo
         for log in (train_log, eval_log, diag_log):
             log.truncate_after(start)
     else:
-        out.mkdir(parents=True, exist_ok=True)
-        for log in (train_log, eval_log, diag_log):
-            log.path.unlink(missing_ok=True)
-        atomic_write_text(out / "run.json", json.dumps(cfg.identity(), indent=2))
-    with open(out / "threads.txt", "a") as f:  # how each session of this run used the CPU (not its identity)
-        f.write(f"step {start}: mode {agent.mode}; {plan.describe()}\n")
+        folder.start(cfg.identity(), [train_log, eval_log, diag_log])
+    # how each session of this run used the CPU (not its identity)
+    folder.append_text("threads.txt", f"step {start}: mode {agent.mode}; {plan.describe()}\n")
+    note = compile_note(agent.mode) if start < cfg.steps else None
+    if progress and note:
+        print(note, file=sys.stderr)
 
     t0 = time.perf_counter() - wall_offset
     runner = StepRunner(agent, train_data, sampler)
     bar = progress_bar(cfg.steps, start, f"{iql.policy} {cfg.dataset}", "step", progress)
     s = start
+    try:
+        _loop(cfg, folder, agent, runner, sampler, dataset, val_data, evaluating, bar, (train_log, eval_log, diag_log),
+              t0, s)  # fmt: skip
+    except KeyboardInterrupt:
+        bar.close()
+        raise Interrupted(out, folder.progress_step, folder.saved_step) from None
+    bar.close()
+
+    return TrainResult(out, agent, dataset, train_log.frame(), eval_log.frame(), time.perf_counter() - t0,
+                       diag_log.frame(), val_data)  # fmt: skip
+
+
+def _loop(
+    cfg: TrainConfig,
+    folder: RunFolder,
+    agent: IQLAgent,
+    runner: StepRunner,
+    sampler: torch.Generator,
+    dataset: OfflineDataset,
+    val_data: Transitions | None,
+    evaluating: bool,
+    bar: Any,
+    logs: tuple[CsvLog, CsvLog, CsvLog],
+    t0: float,
+    s: int,
+) -> None:
+    """The training loop from step ``s`` to ``cfg.steps``; ``folder.progress_step`` follows it."""
+    assert cfg.steps is not None
+    train_log, eval_log, diag_log = logs
+    folder.progress_step = s
     while s < cfg.steps:
         # run up to the next log / evaluation / checkpoint in one call: no Python work per step
         s_next = min(
@@ -295,7 +336,7 @@ def train(cfg: TrainConfig, dataset: OfflineDataset | None = None, progress: boo
         )
         metrics = runner.run(s_next - s)
         bar.update(s_next - s)
-        s = s_next
+        s = folder.progress_step = s_next
         if s % cfg.log_every == 0 or s == cfg.steps:  # the only host syncs: once per log interval
             row = {k: float(v) for k, v in metrics.items() if v.dim() == 0}
             row.update(step=s, actor_lr=float(agent.actor_opt.param_groups[0]["lr"]), wall_s=time.perf_counter() - t0)
@@ -321,11 +362,7 @@ def train(cfg: TrainConfig, dataset: OfflineDataset | None = None, progress: boo
                 "wall_s": time.perf_counter() - t0,
                 "run": cfg.identity(),
             }
-            save_checkpoint(out / "checkpoint.pt", state)
-    bar.close()
-
-    return TrainResult(out, agent, dataset, train_log.frame(), eval_log.frame(), time.perf_counter() - t0,
-                       diag_log.frame(), val_data)  # fmt: skip
+            folder.save(state, s)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -346,22 +383,54 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     return TrainConfig(**fields, iql=preset_config(fields["dataset"], **given(ns, IQLConfig)))
 
 
+ERRORS = (ValueError, TypeError, OSError, RunFolderBusy)  # each printed as one line, exit status 2
+
+
+def done_table(result: TrainResult) -> str:
+    """What ``main`` prints at the end: the folder, the time, and the last evaluation (or offline
+    diagnostics) as a short table with units."""
+    steps = int(result.train_log["step"].max()) if len(result.train_log) else 0
+    lines = [f"done: {result.out} ({steps:,} steps, {result.wall_s:.0f} s)"]
+    rows: list[tuple[str, str]] = []
+    if len(result.eval_log):
+        last = result.eval_log.iloc[-1]
+        lines.append(f"last evaluation, step {int(last['step']):,}:")
+        rows.append(("return (sum of rewards)", f"{last['return_mean']:.1f} +- {last['return_std']:.1f}"))
+        if "score_mean" in last and pd.notna(last["score_mean"]):
+            rows.append(("normalized score (0 random, 100 expert)",
+                         f"{last['score_mean']:.1f} +- {last['score_std']:.1f}"))  # fmt: skip
+    elif len(result.diag_log):
+        last = result.diag_log.iloc[-1]
+        lines.append(f"no evaluation (no environment); last offline diagnostics, step {int(last['step']):,}:")
+        units = {
+            "td_error": "TD error (squared, training reward units)",
+            "expectile_loss": "expectile loss (squared reward units)",
+            "log_likelihood": "held-out log-likelihood (nats/action)",
+            "weighted_log_likelihood": "advantage-weighted log-likelihood (nats/action)",
+            "weight_mean": "mean advantage weight",
+        }
+        rows += [(label, f"{last[k]:.4g}") for k, label in units.items() if k in last]
+    else:
+        lines.append("no evaluation and no offline diagnostics (eval_episodes 0 or no environment, val_fraction 0)")
+    width = max((len(k) for k, _ in rows), default=0)
+    lines += [f"  {k:<{width}}  {v}" for k, v in rows]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         cfg = parse_args(argv)
         cfg.iql_config()  # range checks before any work
+        check_dataset_id(cfg.dataset)
         reexec_with(decide_threads(resolve_device(cfg.device)))  # a spin count must be set before torch starts
         result = train(cfg)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except Interrupted as e:
+        print(str(e), file=sys.stderr)
+        return 130
+    except ERRORS as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
-    if len(result.eval_log):
-        last = f"last evaluation: {result.eval_log.iloc[-1].to_dict()}"
-    elif len(result.diag_log):
-        last = f"no evaluation; last offline diagnostics: {result.diag_log.iloc[-1].to_dict()}"
-    else:
-        last = "no evaluation"
-    print(f"done: {result.out} ({result.wall_s:.0f} s); {last}")
+    print(done_table(result))
     return 0
 
 

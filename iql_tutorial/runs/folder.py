@@ -1,0 +1,387 @@
+"""A run folder, shared by offline training and fine-tuning: one writer, resume, logs, checkpoints.
+
+``RunFolder.open(out)`` creates the folder and takes its lock (``run.lock``, created atomically
+with ``O_CREAT | O_EXCL``, which holds on NFS v3+ and other shared filesystems, unlike
+``fcntl`` locks); the lock names its holder: host, PID and start time. A second writer, on this
+host or another, is refused with one line naming the holder; a lock left by a process that no
+longer exists on this host (``kill -9``, a crash) is taken over with a note. A lock from another
+host is never taken over, since this host cannot see whether its process lives: delete it by
+hand once that process is gone.
+
+``resume_or_start`` decides, from ``run.json``, whether the folder holds this run (resume it:
+"resuming from step N"), another run (a one-line error naming the fields that differ) or
+nothing (start it, saying so when ``--resume`` was asked for). ``close`` releases the lock and,
+when the run failed before writing its ``run.json``, removes the folder it created, so a failed
+start leaves nothing behind. Every ``OSError`` (permissions, disk full, file-size limit) comes
+out as one line naming the path and the cause (``checkpoint.WriteError``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from iql_tutorial.runs.checkpoint import CsvLog, WriteError, load_checkpoint, os_cause, save_checkpoint
+from iql_tutorial.utils import atomic_write_text
+
+LOCK_NAME = "run.lock"
+EMPTY_LOCK_GRACE_S = 30.0  # an empty lock file younger than this is being written by its taker
+
+
+class RunFolderBusy(RuntimeError):
+    """Another process writes into the run folder (or did, on another host)."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a run: the step it reached and the step of its last checkpoint."""
+
+    def __init__(self, out: Path, step: int, saved: int | None) -> None:
+        self.out, self.step, self.saved = out, step, saved
+        kept = (
+            f"last checkpoint at step {saved}" if saved is not None else "no checkpoint yet, so a resume starts it over"
+        )
+        super().__init__(f"interrupted at step {step} ({kept}); resume with --resume")
+
+
+def one_line(e: BaseException) -> str:
+    """An error's message on one line (whitespace runs, newlines included, become one space)."""
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _proc_start(pid: int) -> str | None:
+    """The start time of process ``pid`` in clock ticks since boot (Linux), which tells a live
+    holder from another process that reused its PID; None where /proc does not say."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+def describe_holder(holder: dict[str, Any]) -> str:
+    cmd = holder.get("command")
+    return (
+        f"PID {holder.get('pid')} on host {holder.get('host')} (started {holder.get('started')}"
+        + (f": {cmd}" if cmd else "")
+        + ")"
+    )
+
+
+class RunLock:
+    """The lock file of one run folder; see the module docstring."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_NAME
+        self.token = uuid.uuid4().hex
+        self.held = False
+
+    def _content(self) -> dict[str, Any]:
+        return {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+            "proc_start": _proc_start(os.getpid()),
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300] if sys.argv else "",
+            "token": self.token,
+        }
+
+    def _read(self, path: Path) -> dict[str, Any] | None:
+        """The holder recorded in ``path``; None if it is empty or unreadable. FileNotFoundError
+        if it is gone."""
+        text = path.read_text()
+        try:
+            holder = json.loads(text)
+        except ValueError:
+            return None
+        return holder if isinstance(holder, dict) else None
+
+    def _stale(self, holder: dict[str, Any] | None) -> str | None:
+        """Why ``holder`` no longer holds the lock (None: it does, or this host cannot tell)."""
+        if holder is None:
+            try:
+                age = time.time() - self.path.stat().st_mtime
+            except FileNotFoundError:
+                return "gone"
+            if age < EMPTY_LOCK_GRACE_S:
+                return None
+            return f"an empty or damaged lock file, {age:.0f} s old"
+        if holder.get("host") != socket.gethostname():
+            return None
+        pid = holder.get("pid")
+        if not isinstance(pid, int):
+            return "a lock file without a PID"
+        if not _alive(pid):
+            return f"no process {pid} runs on this host"
+        start = holder.get("proc_start")
+        if start is not None and _proc_start(pid) not in (None, start):
+            return f"PID {pid} now belongs to another process"
+        return None
+
+    def acquire(self) -> str | None:
+        """Take the lock; returns a note when a stale lock was taken over. Raises
+        ``RunFolderBusy`` (one line, naming the holder) if another process holds it."""
+        note = None
+        for _ in range(10):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+            except FileExistsError:
+                pass
+            except OSError as e:
+                raise WriteError(f"cannot create the run folder's lock {self.path}: {os_cause(e)}") from None
+            else:
+                try:
+                    with os.fdopen(fd, "w") as f:
+                        f.write(json.dumps(self._content()))
+                        f.flush()
+                        os.fsync(f.fileno())
+                except OSError as e:
+                    self.path.unlink(missing_ok=True)
+                    raise WriteError(f"cannot write the run folder's lock {self.path}: {os_cause(e)}") from None
+                self.held = True
+                return note
+            try:
+                holder = self._read(self.path)
+            except FileNotFoundError:
+                continue  # released meanwhile: try again
+            why = self._stale(holder)
+            if why == "gone":
+                continue
+            if why is None:
+                who = describe_holder(holder) if holder else "a process that is taking it right now"
+                raise RunFolderBusy(
+                    f"{self.folder} is in use by {who}: one process writes into a run folder at a time. Wait "
+                    f"for it to finish, or choose another --out; if that process is gone, delete {self.path}."
+                )
+            # take the stale lock over: move it aside (only one taker's rename succeeds), check
+            # that what moved is the stale lock and not a fresh one taken meanwhile
+            aside = self.path.with_name(f"{LOCK_NAME}.stale-{self.token[:12]}")
+            try:
+                os.rename(self.path, aside)
+            except FileNotFoundError:
+                continue
+            try:
+                moved = self._read(aside)
+            except FileNotFoundError:
+                continue
+            if moved != holder:  # someone took it meanwhile: put theirs back
+                try:
+                    os.link(aside, self.path)
+                except OSError:
+                    pass
+                aside.unlink(missing_ok=True)
+                continue
+            aside.unlink(missing_ok=True)
+            was = describe_holder(holder) if holder else "nobody"
+            note = f"took over the stale lock of {self.folder} ({why}; it was held by {was})"
+        raise RunFolderBusy(f"could not take the lock {self.path}: other processes keep taking it; try again.")
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        self.held = False
+        try:
+            holder = self._read(self.path)
+        except OSError:
+            return
+        if holder is not None and holder.get("token") == self.token:
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> RunLock:
+        note = self.acquire()
+        if note:
+            print(f"note: {note}", file=sys.stderr)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """``field: A in run.json, B now`` for every (nested) field where ``old`` and ``new`` differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for k in sorted(set(old) | set(new), key=str):
+            name = f"{prefix}{k}"
+            if k not in old:
+                out.append(f"{name}: absent in run.json, {new[k]!r} now")
+            elif k not in new:
+                out.append(f"{name}: {old[k]!r} in run.json, absent now")
+            else:
+                out.extend(differences(old[k], new[k], name + "."))
+        return out
+    if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
+        old, new = list(old), list(new)
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} in run.json, {new!r} now"]
+
+
+def read_run_json(path: Path) -> dict[str, Any]:
+    """``run.json`` as a dict, or a one-line ``ValueError`` naming the file that failed to parse."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise WriteError(f"cannot read {path}: {os_cause(e)}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise ValueError(
+            f"{path} cannot be parsed ({type(e).__name__}: {e}); it is damaged. Restore it, or choose another "
+            "--out to start a new run."
+        ) from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds {type(data).__name__}, not a run's settings; choose another --out.")
+    return data
+
+
+def mismatch_message(folder: Path, diff: list[str], action: str = "resume") -> str:
+    """One line: the folder, the differing fields and the fix."""
+    extend = ""
+    if any(d.startswith(("steps:", "iql.total_steps:")) for d in diff):
+        extend = (
+            " A run's length cannot be changed after it started (the actor's cosine schedule is fixed by "
+            "steps): start a new run in another --out to train longer."
+        )
+    return (
+        f"Cannot {action} {folder}: its run.json differs from this configuration in {'; '.join(diff)}. "
+        f"Use the same settings, or choose another folder.{extend}"
+    )
+
+
+class RunFolder:
+    """A run folder this process writes into, locked (see the module docstring)."""
+
+    def __init__(self, path: Path, lock: RunLock, created: bool, what: str) -> None:
+        self.path, self.lock, self.created, self.what = path, lock, created, what
+        self.started = False  # run.json written (by this process or an earlier one)
+        self.saved_step: int | None = None  # the step of the last checkpoint written or resumed from
+        self.progress_step = 0  # the step the run has reached (the trainer keeps it current)
+
+    @classmethod
+    def open(cls, out: str | Path, what: str = "run") -> RunFolder:
+        """Create ``out`` (and its parents) if needed and take its lock."""
+        path = Path(out)
+        if path.exists() and not path.is_dir():
+            raise FileExistsError(f"--out {path} is an existing file, not a folder; choose another --out.")
+        created = not path.exists()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise WriteError(f"cannot create the run folder {path}: {os_cause(e)}") from None
+        lock = RunLock(path)
+        try:
+            note = lock.acquire()
+        except BaseException:
+            if created:
+                _remove_empty(path)
+            raise
+        if note:
+            print(f"note: {note}", file=sys.stderr)
+        return cls(path, lock, created, what)
+
+    # ------------------------------------------------------------------------------ resume
+    def resume_or_start(
+        self,
+        identity: dict[str, Any],
+        resume: bool,
+        normalize: Callable[[dict[str, Any]], dict[str, Any]] = lambda d: d,
+        describe: Callable[[dict[str, Any]], str] = lambda d: "",
+        progress: bool = True,
+    ) -> dict[str, Any] | None:
+        """The checkpoint to resume from, or None to start the run; refuses a folder that holds
+        another run or something else. ``normalize`` brings an older run.json up to date."""
+        run_path, ckpt_path = self.path / "run.json", self.path / "checkpoint.pt"
+        if not run_path.exists():
+            others = sorted(p.name for p in self.path.iterdir() if p.name != LOCK_NAME)
+            if others:
+                raise FileExistsError(
+                    f"Output folder {self.path} is not empty ({', '.join(others[:3])}"
+                    f"{', ...' if len(others) > 3 else ''}) and holds no run of this package; refusing to write "
+                    "into it. Choose another --out."
+                )
+            if resume:
+                print(f"note: --resume: {self.path} holds no {self.what} yet, so a new one starts.", file=sys.stderr)
+            return None
+        previous = normalize(read_run_json(run_path))
+        self.started = True
+        if not resume:
+            raise FileExistsError(
+                f"Output folder {self.path} already holds a {self.what}{describe(previous)}. Pass --resume to "
+                "continue it, or choose another --out to start a new one; nothing was overwritten."
+            )
+        diff = differences(previous, identity)
+        if diff:
+            raise ValueError(mismatch_message(self.path, diff))
+        if not ckpt_path.exists():
+            if progress:
+                print(f"note: {self.path} has no checkpoint yet: starting the {self.what} over.", file=sys.stderr)
+            return None
+        ckpt = load_checkpoint(ckpt_path)
+        step = ckpt.get("step", ckpt.get("env_step"))
+        self.saved_step = int(step) if step is not None else None
+        if step is not None:
+            self.progress_step = int(step)
+        if progress:
+            print(f"resuming {self.path} from step {step}", file=sys.stderr)
+        return ckpt
+
+    def start(self, identity: dict[str, Any], logs: list[CsvLog]) -> None:
+        """A fresh run (or one killed before its first checkpoint): its logs start over."""
+        for log in logs:
+            log.path.unlink(missing_ok=True)
+        try:
+            atomic_write_text(self.path / "run.json", json.dumps(identity, indent=2))
+        except OSError as e:
+            raise WriteError(f"cannot write {self.path / 'run.json'}: {os_cause(e)}") from None
+        self.started = True
+
+    def append_text(self, name: str, text: str) -> None:
+        path = self.path / name
+        try:
+            with open(path, "a") as f:
+                f.write(text)
+        except OSError as e:
+            raise WriteError(f"cannot write {path}: {os_cause(e)}") from None
+
+    def save(self, state: dict[str, Any], step: int) -> None:
+        save_checkpoint(self.path / "checkpoint.pt", state)
+        self.saved_step = step
+
+    # ------------------------------------------------------------------------------ closing
+    def close(self, ok: bool) -> None:
+        """Release the lock; a run that failed before writing run.json leaves no folder."""
+        self.lock.release()
+        if not ok and self.created and not self.started:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.close(ok=exc_type is None)
+
+
+def _remove_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
