@@ -1,7 +1,8 @@
 # Two commands for a fresh machine with Python 3.11 and pip:
 #   make book   -> .venv, dependencies, the package (editable), the executed book in _build/html,
 #                  then the page checks (tools/check_book.py) on that HTML
-#   make test   -> the same set-up, then the unit tests and the quick-mode book build + page checks
+#   make test   -> the same set-up, then the unit tests, every chapter once in quick mode through
+#                  nbmake, the quick-mode book rendered from those notebooks, and the page checks
 # and, to run the notebooks yourself:
 #   make lab    -> JupyterLab on book/ with this environment's kernel (live progress bars)
 PYTHON ?= python3
@@ -23,7 +24,7 @@ export PYTHONWARNINGS ?= ignore:IProgress not found
 # notebooks' own tqdm.auto bars. tests/test_book.py builds with the same two variables.
 BOOK_ENV := IQL_PROGRESS=final PYTHONSTARTUP=$(CURDIR)/tools/book_kernel_startup.py
 
-.PHONY: setup book book-check test unit notebooks lab train results bench gpu-kit lint data clean
+.PHONY: setup book book-check test unit quick-book page-report notebooks lab train results bench gpu-kit lint data clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,17 +45,46 @@ book: setup
 book-check: setup
 	$(PY) tools/check_book.py _build/html
 
-# One pytest run, in quick mode (IQL_QUICK=1 shrinks every budget): unit tests, JupyterLab
-# (tests/test_lab.py), and the book build + page checks (tests/test_book.py), which executes
-# every chapter once (a notebook that raises fails the build).
+# The per-page code figures (visible, collapsed and removed code lines, code share of the page
+# height) of the last `make book`, measured in the browser (tools/page_report.py).
+page-report: setup
+	$(PY) tools/page_report.py _build/html
+
+# In quick mode (IQL_QUICK=1 shrinks every budget): the unit tests, JupyterLab (tests/test_lab.py)
+# and the page checker's self-tests on a tiny book (tests/test_book.py), then `quick-book`. Every
+# chapter is executed once, by nbmake; tests/test_book.py's own real-book build (which would
+# execute them a second time) is deselected here (run it alone with
+# `pytest tests/test_book.py -k real_book`).
 test: setup
-	IQL_QUICK=1 $(PY) -m pytest -q tests -p no:cacheprovider
+	IQL_QUICK=1 $(PY) -m pytest -q tests -p no:cacheprovider \
+		--deselect tests/test_book.py::test_real_book_builds_and_renders
+	$(MAKE) quick-book
+
+# The quick-mode book, each chapter executed once:
+# 1. book/, _toc.yml, _static and _config.yml copied into $(QUICK)/src, the config with
+#    execute_notebooks: off (the committed notebooks are never written to);
+# 2. every notebook of that copy executed in place by nbmake (pytest --nbmake --overwrite), in quick
+#    mode and with the book's kernel start-up (BOOK_ENV), so the outputs are the book's: a notebook
+#    that raises fails here, with its cell and traceback;
+# 3. jupyter-book renders the copy with execution off (-W: warnings are errors);
+# 4. the page checks on that HTML (screenshots in $(QUICK)/_build/screenshots).
+QUICK ?= _build/quick
+NBMAKE_TIMEOUT ?= 1800
+quick-book: setup
+	rm -rf $(QUICK) && mkdir -p $(QUICK)/src
+	cp -R book _static _toc.yml $(QUICK)/src/
+	$(PY) -c 'import sys, yaml; c = yaml.safe_load(open("_config.yml")); c["execute"]["execute_notebooks"] = "off"; \
+		yaml.safe_dump(c, open(sys.argv[1], "w"), sort_keys=False)' $(QUICK)/src/_config.yml
+	IQL_QUICK=1 $(BOOK_ENV) $(PY) -m pytest -q -p no:cacheprovider --nbmake --overwrite \
+		--nbmake-kernel=python3 --nbmake-timeout=$(NBMAKE_TIMEOUT) $(QUICK)/src/book
+	$(BOOK_ENV) $(VENV)/bin/jupyter-book build $(QUICK)/src --path-output $(QUICK) -W --keep-going
+	$(PY) tools/check_book.py $(QUICK)/_build/html --src $(QUICK)/src
 
 unit: setup
 	$(PY) -m pytest -q tests -m "not book"
 
-# Every chapter through nbmake, in quick mode, without building the book (ad hoc; `make test`
-# executes them in its book build).
+# Every chapter through nbmake, in quick mode, in place and without building the book (ad hoc;
+# `make test` runs them through nbmake into its build folder and renders them).
 notebooks: setup
 	IQL_QUICK=1 $(PY) -m pytest -q --nbmake book
 

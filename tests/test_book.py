@@ -13,9 +13,14 @@ the placeholder repository; it also measures how many characters fit on a code c
    numbered list item, progress bars of ``tqdm.auto`` and of ``iql_tutorial.utils.progress_bar``
    that the build shows as one final line each) and fail on the broken ones (display equations
    indented wrongly, a progress log, an ipywidgets output, code that scrolls, broken links, a link
-   to the placeholder repository, a figure or MathJax taken away). The rendered pages have no
+   to the placeholder repository, a figure or MathJax taken away; and issue 22's rules: a chapter
+   page with too many visible code lines and a visible cell over 40 lines, a figure shrunk under
+   70% and text under 8 pt as shown, tables wider than the column, a warning on stderr, warning
+   text, a log line printed five times, a sentence glued from Python). The rendered pages have no
    repository or launch buttons.
-3. The real book: ``jupyter-book build <repo> --path-output _build/book-test -W --keep-going``
+3. The real book (``make test`` deselects this one and runs the chapters once through nbmake
+   instead, then renders and checks them: the Makefile's ``quick-book``):
+   ``jupyter-book build <repo> --path-output _build/book-test -W --keep-going``
    with ``IQL_QUICK=1`` (warnings are errors: broken references, missing files, a bad toc or a
    notebook that raises all fail the build), then every page of the toc through the checker.
    Built from scratch into its own folder every run, so quick-mode outputs never land in the cache
@@ -275,6 +280,68 @@ BAD_LONG_LINE = 'LONG = "' + "x" * 200 + '"\nprint(LONG)\n'
 BAD_PROSE_BLOCK = "```bash\npython -m iql_tutorial.train" + " --flag value" * 12 + "\n```\n"
 
 
+# Issue 22, item 1: a chapter 6-8 page (at most 100 visible code lines) with 41 + 35 + 30 = 106
+# visible lines, one cell of 41 (at most 40), a collapsed cell of 60 (hide-input: not visible)
+# and a removed one of 20 (remove-cell: not on the page).
+def _code_lines(n: int, name: str) -> str:
+    return "\n".join(f"{name}_{i} = {i}" for i in range(n)) + "\n"
+
+
+CODE_HEAVY_CELLS = [
+    (_code_lines(41, "a"), []),
+    (_code_lines(35, "b"), []),
+    (_code_lines(30, "c"), []),
+    (_code_lines(60, "d"), ["hide-input"]),
+    (_code_lines(20, "e"), ["remove-cell"]),
+]
+# Item 5: a figure too wide for the column (shown shrunk), one whose legend is 5 pt, a DataFrame
+# and a Markdown table wider than the column.
+BAD_WIDE_FIGURE = """\
+import matplotlib.pyplot as plt
+
+fig, ax = plt.subplots(figsize=(16, 3))
+ax.plot([0, 1], [0, 1], label="too wide")
+ax.legend()
+plt.show()
+"""
+BAD_SMALL_FONT = """\
+fig, ax = plt.subplots(figsize=(4, 3))
+ax.plot([0, 1], [0, 1], label="tiny legend")
+ax.legend(fontsize=5)
+plt.show()
+"""
+BAD_WIDE_DATAFRAME = """\
+import pandas as pd
+
+pd.DataFrame({f"deviation_column_{i}": [1.2345, 2.3456] for i in range(25)})
+"""
+BAD_WIDE_MARKDOWN_TABLE = (
+    "| " + " | ".join(f"`lever_setting_number_{i}`" for i in range(12)) + " |\n"
+    "|" + "---|" * 12 + "\n"
+    "| " + " | ".join("`IQL_THREADS=2,spin=3000`" for _ in range(12)) + " |\n"
+)
+# Item 5: a warning on stderr, warning text on stdout, a log line printed five times; item 3: a
+# sentence built in Python and glued.
+BAD_WARNING = """\
+import warnings
+
+warnings.warn("this setting is deprecated")
+"""
+BAD_WARNING_TEXT = 'print("Warning: tight_layout not applied")\n'
+BAD_REPEATED_LOG = """\
+for seed in range(5):
+    print("threads [auto] on cpu: 2 threads (PyTorch's default)")
+    print(f"seed {seed} trained")
+"""
+BAD_GLUED_SENTENCE = """\
+from myst_nb import glue
+
+leak = "It rises from cell to cell, and the policy follows it to the goal."
+glue("leak", leak, display=False)
+glue("short_label", "AWR", display=False)
+"""
+
+
 def _notebook(markdown: str, *code: str) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -306,6 +373,9 @@ def tiny_book(tmp_path_factory) -> tuple[Path, Path]:
               - file: book/lists
               - file: book/bad_math
               - file: book/bad_cells
+              - file: book/06_code_heavy
+              - file: book/bad_figures
+              - file: book/bad_outputs
               - file: book/bibliography
             """
         )
@@ -326,6 +396,25 @@ def tiny_book(tmp_path_factory) -> tuple[Path, Path]:
     (src / "book" / "bad_math.md").write_text(BAD_LIST_MATH)
     bad_cells = _notebook("# Broken cells\n\n" + BAD_PROSE_BLOCK, BAD_PROGRESS_LOG, BAD_WIDGET, BAD_LONG_LINE)
     nbformat.write(bad_cells, src / "book" / "bad_cells.ipynb")
+    heavy = _notebook("# Too much code\n\nA chapter 6-8 page shows at most 100 lines of code.")
+    for code, tags in CODE_HEAVY_CELLS:
+        heavy.cells.append(nbformat.v4.new_code_cell(code, metadata={"tags": tags}))
+    nbformat.write(heavy, src / "book" / "06_code_heavy.ipynb")
+    figures = _notebook(
+        "# Figures and tables too wide\n\n" + BAD_WIDE_MARKDOWN_TABLE,
+        BAD_WIDE_FIGURE,
+        BAD_SMALL_FONT,
+        BAD_WIDE_DATAFRAME,
+    )
+    nbformat.write(figures, src / "book" / "bad_figures.ipynb")
+    outputs = _notebook(
+        "# Noisy outputs\n\nA glued label: {glue:text}`short_label`.",
+        BAD_WARNING,
+        BAD_WARNING_TEXT,
+        BAD_REPEATED_LOG,
+        BAD_GLUED_SENTENCE,
+    )
+    nbformat.write(outputs, src / "book" / "bad_outputs.ipynb")
     html = build_book(src, src / "out")
     return src, html
 
@@ -366,6 +455,10 @@ def test_tiny_book_passes_the_page_checks(browser, tiny_book):
     assert reports["book/intro"].figures_expected == 0
     # the width the notebooks' code is wrapped to: characters on one line of a code cell
     assert tiny.code_columns is not None and 60 <= tiny.code_columns <= 200, summary(reports)
+    # every code line of the tiny chapter is visible and counted; its figure is at full scale
+    shown = sum(1 for code in (TINY_FIGURE, TINY_TQDM, TINY_PROGRESS_BAR) for line in code.splitlines() if line.strip())
+    assert (tiny.visible_code_lines, tiny.collapsed_code_lines, tiny.removed_code_lines) == (shown, 0, 0), tiny
+    assert 0 < tiny.code_share < 1, tiny
     print(f"code cells fit {tiny.code_columns} characters per line at {check_book.WINDOW_WIDTH} px")
 
 
@@ -403,6 +496,64 @@ def test_tiny_book_check_catches_progress_logs_widgets_and_wide_code(browser, ti
     assert any("ipywidgets outputs" in p for p in report.problems), report.problems
     assert any("code cell's input scrolls horizontally" in p for p in report.problems), report.problems
     assert any("code block in the prose scrolls horizontally" in p for p in report.problems), report.problems
+
+
+def test_tiny_book_check_counts_visible_code_and_fails_too_much(browser, tiny_book):
+    """Item 1: collapsed (hide-input) and removed (remove-cell) code is not visible code; a chapter
+    6-8 page over 100 visible lines fails, and so does a visible cell over 40 lines."""
+    report = _check(browser, tiny_book, "book/06_code_heavy")
+    assert (report.visible_code_lines, report.collapsed_code_lines, report.removed_code_lines) == (106, 60, 20), report
+    assert report.longest_visible_cell == 41, report
+    problems = "\n".join(report.problems)
+    assert "106 visible code lines (at most 100 on this page)" in problems, problems
+    assert "a visible code cell of 41 lines (at most 40)" in problems, problems
+    assert check_book.code_line_limit("book/03_twin_critics") == 150
+    assert check_book.code_line_limit("book/datasets") == 100
+    assert check_book.code_line_limit("book/performance") is None
+
+
+def test_tiny_book_check_catches_shrunk_figures_small_text_and_wide_tables(browser, tiny_book):
+    """Item 5: a figure shown under 70% of its width, a legend under 8 pt as shown, a DataFrame and
+    a Markdown table wider than the column."""
+    report = _check(browser, tiny_book, "book/bad_figures")
+    problems = "\n".join(report.problems)
+    shrunk = [p for p in report.problems if "of its natural width" in p]
+    assert len(shrunk) == 1 and "; at least 0.7)" in shrunk[0], problems
+    small = [p for p in report.problems if "smallest text" in p]
+    # the 16-inch figure's 10-pt legend is shrunk below 8 pt too; the 4-inch one's 5-pt legend is at full scale
+    assert any("(5 pt at 100 dpi, shown at 1.00) is 5.2 pt" in p for p in small), problems
+    assert sum("a table is wider than the column" in p for p in report.problems) == 2, problems
+
+
+def test_tiny_book_check_catches_warnings_repeated_logs_and_glued_sentences(browser, tiny_book):
+    """Item 5: a warning on stderr, warning text on stdout, a log line five times in one output;
+    item 3: a sentence glued from Python (a short glued label passes)."""
+    report = _check(browser, tiny_book, "book/bad_outputs")
+    problems = "\n".join(report.problems)
+    assert "stderr in an output" in problems and "UserWarning: this setting is deprecated" in problems, problems
+    assert "warning text in an output: 'Warning: tight_layout not applied'" in problems, problems
+    assert "a log line repeated 5 times in one output" in problems and "threads [auto]" in problems, problems
+    assert "seed 0 trained" not in problems
+    glued = [p for p in report.problems if "glued string" in p]
+    assert len(glued) == 1 and "'leak' (14 words)" in glued[0], problems
+
+
+def test_png_info_reads_dpi_and_the_font_record(tmp_path):
+    """The figure rule's inputs: Matplotlib's PNG records its dpi, and the book's kernel start-up
+    adds the smallest font size drawn (here a 5-pt legend; 'none' for a figure without text)."""
+    code = (
+        "import io, runpy, sys\n"
+        f"runpy.run_path({str(REPO / 'tools' / 'book_kernel_startup.py')!r})\n"
+        "import matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt\n"
+        "fig, ax = plt.subplots(figsize=(2, 2))\nax.plot([0, 1], label='x')\nax.legend(fontsize=5)\n"
+        "fig.savefig(sys.argv[1], dpi=150)\n"
+        "fig, ax = plt.subplots(figsize=(2, 2))\nax.axis('off')\nfig.savefig(sys.argv[2])\n"
+    )
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    subprocess.run([sys.executable, "-c", code, str(a), str(b)], check=True, timeout=120)
+    dpi, texts = check_book.png_info(a.read_bytes())
+    assert round(dpi) == 150 and texts[check_book.FONT_RECORD_KEY] == "5", (dpi, texts)
+    assert check_book.png_info(b.read_bytes())[1][check_book.FONT_RECORD_KEY] == "none"
 
 
 def test_tiny_book_check_catches_broken_links(browser, tiny_book):

@@ -13,8 +13,14 @@ executes starts with tqdm's bars replaced:
 Rendered book pages receive every refresh of a running bar as a new line (each refresh is its own
 stream message, and myst-nb joins messages with newlines), hence one line. The package's own bars
 (``iql_tutorial.utils.progress_bar``) read ``IQL_PROGRESS`` themselves and behave the same way.
-Without ``IQL_PROGRESS=final`` (JupyterLab, nbmake, a plain ``python`` REPL) this file does
-nothing: interactive bars stay live.
+Without ``IQL_PROGRESS=final`` (JupyterLab, nbmake, a plain ``python`` REPL) the progress bars
+are left alone: interactive bars stay live.
+
+Whenever it runs, it also records, in every PNG Matplotlib saves (the inline backend saves each
+figure the book shows), the smallest font size of the text drawn into that figure, as the PNG's
+tEXt chunk ``IQL min font pt`` (``none`` for a figure without text). ``tools/check_book.py``
+reads it with the PNG's dpi and the scale the browser shows the image at, and fails a figure
+whose smallest text is under 8 pt on the page. Nothing else about a figure changes.
 """
 
 
@@ -73,5 +79,44 @@ def _iql_final_line_progress_bars() -> None:
             module.tnrange = trange
 
 
+def _iql_record_figure_font_sizes() -> None:
+    try:
+        import matplotlib.backend_bases
+        import matplotlib.text
+    except ImportError:
+        return
+    key = "IQL min font pt"
+    sizes: list[float] = []
+    recording = [False]
+    draw = matplotlib.text.Text.draw
+
+    def recorded_draw(self, renderer):
+        # Text.draw draws nothing for an invisible or empty text; neither is text on the page
+        if recording[0] and self.get_visible() and self.get_text().strip():
+            sizes.append(float(self.get_fontsize()))
+        return draw(self, renderer)
+
+    print_figure = matplotlib.backend_bases.FigureCanvasBase.print_figure
+
+    def recorded_print_figure(self, filename, *args, **kwargs):
+        fmt = kwargs.get("format") or (filename.rsplit(".", 1)[-1] if isinstance(filename, str) else None)
+        if str(fmt).lower() != "png":
+            return print_figure(self, filename, *args, **kwargs)
+        sizes.clear()
+        recording[0] = True
+        try:
+            self.figure.draw_without_rendering()  # which text is drawn, at which size
+        finally:
+            recording[0] = False
+        metadata = dict(kwargs.get("metadata") or {})
+        metadata[key] = f"{min(sizes):g}" if sizes else "none"
+        kwargs["metadata"] = metadata
+        return print_figure(self, filename, *args, **kwargs)
+
+    matplotlib.text.Text.draw = recorded_draw
+    matplotlib.backend_bases.FigureCanvasBase.print_figure = recorded_print_figure
+
+
 _iql_final_line_progress_bars()
-del _iql_final_line_progress_bars
+_iql_record_figure_font_sizes()
+del _iql_final_line_progress_bars, _iql_record_figure_font_sizes

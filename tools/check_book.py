@@ -39,6 +39,31 @@ page fails when:
   off: that URL is then a placeholder for a repository that does not exist yet (repository,
   issue, edit and Binder/Colab launch buttons all would link there; see ``placeholder_repository``).
 
+And the reader-first rules of issue 22 (each with a failing tiny-book test in tests/test_book.py):
+
+- too much code in view (``check_code_lines``): visible code lines are the non-blank lines of
+  code-cell inputs on the page outside a collapsed toggle (``hide-input``/``hide-cell`` count as
+  hidden; ``remove-*`` cells are not on the page), measured with every toggle closed; chapters
+  1-5 at most 150, chapters 6-8 and the dataset card at most 100 (``CODE_LINE_LIMITS``), and no
+  visible cell over ``MAX_VISIBLE_CELL_LINES`` (40) lines on any page;
+- a figure shown under 70% of its natural width (displayed width / ``naturalWidth`` in the
+  browser), or a Matplotlib figure whose smallest text is under 8 pt as displayed: the font size
+  is measured, not assumed from a style, from the smallest font Matplotlib drew into the figure
+  (recorded into the PNG by ``tools/book_kernel_startup.py``), the PNG's dpi and the displayed
+  scale (``check_figures`` has the arithmetic). A shared style could be bypassed by any
+  ``fontsize=`` argument and says nothing about the scale the page shows the figure at; this
+  measures what the reader gets;
+- a table wider than the text column (cut at the column's edge or scrolled sideways in a wrapper);
+- warning text in an output: stderr that is not a progress bar's final line, a line with
+  ``Warning``/``UserWarning``/``DeprecationWarning``/``WARNING``/``warnings.warn``, or one log
+  line printed twice in one output block (lines of 12 characters or more, with letters);
+- a glued string of more than 8 words (a sentence built in Python), read from the executed
+  notebook's glue outputs (the execution cache of ``make book``; the nbmake-executed copies of
+  ``make test``).
+
+``tools/page_report.py`` prints the per-page code figures (visible, collapsed, removed code lines,
+code share of the page height) these checks measure.
+
 The checker also reports how many characters fit on one line of a code cell at this window width
 (``code_columns``): the width the notebooks' code is wrapped to.
 """
@@ -103,6 +128,26 @@ TEX_SOURCE_LANGUAGES = ("highlight-latex", "highlight-tex")
 PROGRESS_LINE = re.compile(r"\d{1,3}%\|")
 WIDGET_TEXT = re.compile(r"\b(?:HBox|VBox|FloatProgress|IntProgress|HTML)\(children=|\bFloatProgress\(value=")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+# Issue 22, item 1: the code a reader sees. Visible code lines = non-blank lines of code-cell inputs
+# that are on the page and not inside a collapsed toggle (hide-input, hide-cell); removed cells
+# (remove-cell, remove-input) are not on the page at all. Limits per page (docname pattern, most
+# visible lines); every page: no visible cell longer than MAX_VISIBLE_CELL_LINES.
+CODE_LINE_LIMITS = [
+    (re.compile(r"^book/0[1-5]_"), 150),  # chapters 1-5: the teaching code
+    (re.compile(r"^book/(0[6-8]_|datasets$)"), 100),  # chapters 6-8 and the dataset card
+]
+MAX_VISIBLE_CELL_LINES = 40
+REMOVE_INPUT_TAGS = {"remove-cell", "remove_cell", "remove-input", "remove_input"}
+# Item 5: figures at no less than 70% of their natural width, text in them at least 8 pt as shown.
+MIN_FIGURE_SCALE = 0.7
+MIN_DISPLAYED_FONT_PT = 8.0
+FONT_RECORD_KEY = "IQL min font pt"  # tEXt chunk written by tools/book_kernel_startup.py
+# Item 5: no warning text in an output; no log line twice in one output.
+WARNING_TEXT = re.compile(r"\b\w*Warning\b|\bWARNING\b|\bwarnings\.warn\b")
+MIN_REPEATED_LINE_CHARS = 12  # shorter lines (separators, "done") may repeat
+# Item 3: a glued value is a number, a short label, a table or a figure; never a sentence.
+MAX_GLUED_WORDS = 8
 
 
 class CheckError(RuntimeError):
@@ -185,6 +230,26 @@ def executed_notebook(src: Path, build: Path, docname: str) -> nbformat.Notebook
         except KeyError:
             pass
     return nbformat.read(source, as_version=4)
+
+
+def notebook_with_glue(src: Path, build: Path, docname: str) -> nbformat.NotebookNode | None:
+    """The executed notebook with its glue outputs, which myst-nb strips from its copy in
+    ``_build/jupyter_execute``: the execution cache's record (``make book``), else the source
+    itself when it was executed before the build (``make test``'s nbmake copies); None for a
+    Markdown page or a notebook with no outputs anywhere."""
+    source = source_of(src, docname)
+    if source is None or source.suffix != ".ipynb":
+        return None
+    cache_dir = build / ".jupyter_cache"
+    if cache_dir.exists():
+        from jupyter_cache import get_cache
+
+        try:
+            return get_cache(cache_dir).merge_match_into_file(str(source))[1]
+        except KeyError:
+            pass
+    nb = nbformat.read(source, as_version=4)
+    return nb if any(c.get("outputs") for c in nb.cells if c.cell_type == "code") else None
 
 
 def placeholder_repository(src: Path) -> str | None:
@@ -396,6 +461,24 @@ WAIT_JS = """
 # and how many characters fit on one line of a code cell's input, and returns the DOM.
 MEASURE_JS = """
 (async () => {
+  // code cells as a reader first sees the page: collapsed toggles (hide-input, hide-cell) closed
+  const article = document.querySelector("article.bd-article") || document.querySelector("article") || document.body;
+  const collapsed = (el) => {
+    for (let p = el; p; p = p.parentElement) if (p.tagName === "DETAILS" && !p.open) return true;
+    return el.getClientRects().length === 0;
+  };
+  const codeLines = (pre) => pre.textContent.split("\\n").filter((l) => l.trim() !== "").length;
+  const cells = [];
+  let codeHeight = 0;
+  for (const input of article.querySelectorAll("div.cell div.cell_input")) {
+    const pre = input.querySelector("pre");
+    if (!pre) continue;
+    const hidden = collapsed(input);
+    const lines = codeLines(pre);
+    if (!hidden) codeHeight += input.getBoundingClientRect().height;
+    cells.push({hidden, lines, first: (pre.textContent.split("\\n").find((l) => l.trim() !== "") || "").slice(0, 80)});
+  }
+  const articleHeight = article.getBoundingClientRect().height;
   for (const d of document.querySelectorAll("details")) d.open = true;
   await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
   const overflow = [];
@@ -432,7 +515,33 @@ MEASURE_JS = """
     textWidth = pre.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
     columns = Math.floor(textWidth / charWidth + 1e-6);
   }
-  return {overflow, wideMath, columns, charWidth, textWidth, html: document.documentElement.outerHTML};
+  // tables wider than the text column (cut at its edge, or scrolled sideways in a wrapper)
+  const wideTables = [];
+  const column = article.getBoundingClientRect();
+  for (const t of article.querySelectorAll("table")) {
+    const box = t.getBoundingClientRect();
+    if (box.width === 0) continue;
+    let scroller = null;
+    for (let p = t.parentElement; p && p !== article; p = p.parentElement) {
+      if (p.scrollWidth > p.clientWidth + 1 && getComputedStyle(p).overflowX !== "visible") { scroller = p; break; }
+    }
+    if (scroller || box.right > column.right + 1 || box.left < column.left - 1) {
+      const row = t.querySelector("tr");
+      wideTables.push({width: Math.round(Math.max(box.width, t.scrollWidth)),
+                       column: Math.round(scroller ? scroller.clientWidth : column.width),
+                       text: ((row && row.textContent) || t.textContent || "").replace(/\\s+/g, " ").trim().slice(0, 80)});
+    }
+  }
+  // images: displayed width against natural width (collapsed content is open by now)
+  const images = [];
+  for (const img of article.querySelectorAll("img")) {
+    if (!img.naturalWidth) continue;
+    images.push({src: img.getAttribute("src") || "", natural: img.naturalWidth,
+                 displayed: img.getBoundingClientRect().width,
+                 output: !!img.closest(".cell_output")});
+  }
+  return {overflow, wideMath, columns, charWidth, textWidth, cells, codeHeight, articleHeight, wideTables,
+          images, html: document.documentElement.outerHTML};
 })()
 """
 
@@ -451,6 +560,11 @@ class PageReport:
     output_images: int = 0
     local_links: int = 0
     code_columns: int | None = None
+    visible_code_lines: int = 0
+    collapsed_code_lines: int = 0
+    removed_code_lines: int = 0
+    longest_visible_cell: int = 0
+    code_share: float | None = None  # visible code inputs' height / the article's height
     problems: list[str] = field(default_factory=list)
 
 
@@ -587,6 +701,211 @@ def check_outputs(dom: BeautifulSoup) -> list[str]:
     return problems
 
 
+def code_line_limit(docname: str) -> int | None:
+    """The most visible code lines ``docname`` may show (``CODE_LINE_LIMITS``); None: no limit."""
+    for pattern, limit in CODE_LINE_LIMITS:
+        if pattern.search(docname):
+            return limit
+    return None
+
+
+def _nonblank_lines(text: str) -> int:
+    return sum(1 for line in text.splitlines() if line.strip())
+
+
+def removed_code_lines(nb: nbformat.NotebookNode | None) -> int:
+    """Lines of code the page does not show at all (cells tagged remove-cell or remove-input)."""
+    if nb is None:
+        return 0
+    return sum(
+        _nonblank_lines(c.source)
+        for c in nb.cells
+        if c.cell_type == "code" and REMOVE_INPUT_TAGS & set(c.metadata.get("tags", []))
+    )
+
+
+def check_code_lines(report: PageReport, measured: dict) -> list[str]:
+    """Item 1: the visible code of a page within its limit, no visible cell over
+    ``MAX_VISIBLE_CELL_LINES`` lines. Fills the report's code figures."""
+    cells = measured.get("cells", [])
+    visible = [c for c in cells if not c["hidden"]]
+    report.visible_code_lines = sum(c["lines"] for c in visible)
+    report.collapsed_code_lines = sum(c["lines"] for c in cells if c["hidden"])
+    report.longest_visible_cell = max((c["lines"] for c in visible), default=0)
+    height = measured.get("articleHeight") or 0
+    report.code_share = measured.get("codeHeight", 0) / height if height else None
+    problems = []
+    limit = code_line_limit(report.docname)
+    if limit is not None and report.visible_code_lines > limit:
+        problems.append(
+            f"{report.visible_code_lines} visible code lines (at most {limit} on this page): hide setup, plotting "
+            "and glue behind cell tags (remove-cell, remove-input, hide-input) or move helpers into the package"
+        )
+    for c in visible:
+        if c["lines"] > MAX_VISIBLE_CELL_LINES:
+            problems.append(
+                f"a visible code cell of {c['lines']} lines (at most {MAX_VISIBLE_CELL_LINES}): {c['first']!r}"
+            )
+    return problems
+
+
+def png_info(data: bytes) -> tuple[float | None, dict[str, str]]:
+    """(dots per inch from the pHYs chunk or None, the tEXt chunks) of a PNG file's bytes."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None, {}
+    dpi, texts, pos = None, {}, 8
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        if kind == b"pHYs" and len(body) == 9 and body[8] == 1:  # unit 1: pixels per metre
+            dpi = int.from_bytes(body[0:4], "big") * 0.0254
+        elif kind == b"tEXt" and b"\0" in body:
+            key, value = body.split(b"\0", 1)
+            texts[key.decode("latin-1")] = value.decode("latin-1")
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    return dpi, texts
+
+
+def _image_bytes(page: Path, url: str) -> bytes | None:
+    kind, path = _resolve(page, url)
+    if kind == "local" and path is not None and path.is_file():
+        return path.read_bytes()
+    if kind == "data" and ";base64," in url[:80]:
+        return base64.b64decode(url.split(",", 1)[1])
+    return None
+
+
+def check_figures(page: Path, measured: dict) -> list[str]:
+    """Item 5: every image shown at no less than ``MIN_FIGURE_SCALE`` of its natural width, and the
+    smallest text of every Matplotlib figure at least ``MIN_DISPLAYED_FONT_PT`` as displayed.
+
+    How the text size is measured: a font of ``s`` points in a figure saved at ``dpi`` is ``s * dpi
+    / 72`` pixels tall in the PNG; the browser shows the PNG at ``scale`` = displayed width / natural
+    width, so the text is ``s * dpi / 72 * scale`` CSS pixels, i.e. ``s * dpi * scale / 96`` points
+    (a CSS pixel is 0.75 pt). ``dpi`` is the PNG's pHYs chunk (Matplotlib writes the dpi it saved
+    at); ``s`` is the smallest font size of the text Matplotlib actually drew into that figure
+    (titles, labels, tick labels, legends, annotations), which tools/book_kernel_startup.py records
+    into the PNG's tEXt chunk ``FONT_RECORD_KEY`` while the book executes. A Matplotlib PNG without
+    that record fails (the book was executed without the start-up file, so its text is unmeasured);
+    other images (a diagram in the prose) are held to the scale rule only. The scale is measured
+    in the browser after collapsed content is opened, at the checker's window width.
+    """
+    problems = []
+    for img in measured.get("images", []):
+        natural, displayed, src = img["natural"], img["displayed"], img["src"]
+        name = src.rsplit("/", 1)[-1][:60] if not src.startswith("data:") else "an inline image"
+        scale = displayed / natural if natural else 1.0
+        if natural >= 100 and scale < MIN_FIGURE_SCALE:
+            problems.append(
+                f"figure {name} is shown at {scale:.2f} of its natural width ({displayed:.0f} of {natural} px; "
+                f"at least {MIN_FIGURE_SCALE}): make it narrower (figsize) for the column"
+            )
+        data = _image_bytes(page, src)
+        if data is None:
+            continue
+        dpi, texts = png_info(data)
+        if "matplotlib" not in texts.get("Software", "").lower():
+            continue
+        record = texts.get(FONT_RECORD_KEY)
+        if record is None or dpi is None:
+            problems.append(
+                f"figure {name}: no record of its font sizes ({FONT_RECORD_KEY!r}) or dpi in the PNG: execute the "
+                "book with PYTHONSTARTUP=tools/book_kernel_startup.py"
+            )
+            continue
+        if record == "none":  # a figure without text
+            continue
+        shown_pt = float(record) * dpi * min(scale, 10.0) / 96
+        if shown_pt < MIN_DISPLAYED_FONT_PT - 1e-6:
+            problems.append(
+                f"figure {name}: its smallest text ({float(record):g} pt at {dpi:.0f} dpi, shown at {scale:.2f}) is "
+                f"{shown_pt:.1f} pt on the page (at least {MIN_DISPLAYED_FONT_PT:g}): larger fonts or a smaller figsize"
+            )
+    return problems
+
+
+def check_tables(measured: dict) -> list[str]:
+    """Item 5: no table wider than the text column (cut at its edge or scrolled sideways)."""
+    return [
+        f"a table is wider than the column ({t['width']} > {t['column']} px; cut or scrolled sideways): "
+        f"{t['text']!r}; trim it, split it, or make it a figure"
+        for t in measured.get("wideTables", [])
+    ]
+
+
+def check_output_text(dom: BeautifulSoup) -> list[str]:
+    """Item 5: no warning in an output (stderr that is not a progress bar's final line, or a line
+    matching ``WARNING_TEXT`` in any output), and no log line twice in one output block."""
+    problems = []
+    for out in dom.select(".cell_output .output"):
+        pre = out.find("pre") if out.name != "pre" else out
+        if pre is None:
+            continue
+        lines = [line.strip() for line in ANSI.sub("", pre.get_text()).splitlines() if line.strip()]
+        if "stderr" in (out.get("class") or []):
+            noise = [line for line in lines if not PROGRESS_LINE.search(line)]
+            if noise:
+                problems.append(
+                    f"stderr in an output ({len(noise)} lines that are not a progress bar): {noise[0][:100]!r}; "
+                    "fix the cause, or print what the reader needs to stdout"
+                )
+                continue
+        warned = [line for line in lines if WARNING_TEXT.search(line)]
+        if warned:
+            problems.append(f"warning text in an output: {warned[0][:100]!r}; fix its cause")
+        seen: dict[str, int] = {}
+        for line in lines:
+            if len(line) >= MIN_REPEATED_LINE_CHARS and re.search(r"[A-Za-z]{2}", line):
+                if not PROGRESS_LINE.search(line):
+                    seen[line] = seen.get(line, 0) + 1
+        repeated = [(n, line) for line, n in seen.items() if n > 1]
+        if repeated:
+            n, line = max(repeated)
+            problems.append(f"a log line repeated {n} times in one output: {line[:100]!r}; print it once")
+    return problems
+
+
+def glued_words(text_plain: str) -> tuple[str, int] | None:
+    """(the string, its word count) when a glued output's ``text/plain`` is a string's repr;
+    None for numbers and other objects."""
+    import ast
+
+    text = text_plain.strip()
+    if not text or text[0] not in "'\"":
+        return None
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return None
+    if not isinstance(value, str):
+        return None
+    return value, sum(1 for word in value.split() if re.search(r"[A-Za-z]", word))
+
+
+def long_glued_strings(nb: nbformat.NotebookNode | None, max_words: int = MAX_GLUED_WORDS) -> list[str]:
+    """Item 3: the glued strings of an executed notebook with more than ``max_words`` words (a
+    word: a whitespace-separated token with a letter; numbers and units like ``0.35 s`` count
+    as one). Read from the executed notebook's glue outputs (MyST-NB stores each glued value as an
+    output with ``scrapbook`` metadata; a string's ``text/plain`` is its repr), so a sentence built
+    any way (f-string, join, if/else) is caught, as the build produced it."""
+    found = []
+    for cell in nb.cells if nb is not None else []:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            meta = output.get("metadata", {}).get("scrapbook")
+            if not meta:
+                continue
+            prefix = meta.get("mime_prefix") or ""
+            data = {k.removeprefix(prefix): v for k, v in output.get("data", {}).items()}
+            if set(data) != {"text/plain"}:
+                continue
+            words = glued_words(data["text/plain"])
+            if words and words[1] > max_words:
+                found.append(f"{meta.get('name')!r} ({words[1]} words): {words[0][:100]!r}")
+    return found
+
+
 def _load(tab: Tab, page: Path, screenshot: Path) -> tuple[dict, str, list[str]]:
     """Open ``page``, wait for MathJax and the fonts, save a screenshot, measure; returns the
     measurements (with the DOM), MathJax's state and every URL the page requested."""
@@ -713,6 +1032,19 @@ def check_page(browser: Browser, src: Path, html: Path, docname: str, shots: Pat
     # links
     report.local_links, link_problems = check_links(dom, page, html, placeholder_repository(src))
     report.problems.extend(link_problems)
+
+    # issue 22: the code a reader sees, figures and tables at the column's width, clean outputs,
+    # glued values that are not sentences
+    report.removed_code_lines = removed_code_lines(nb)
+    report.problems.extend(check_code_lines(report, measured))
+    report.problems.extend(check_figures(page, measured))
+    report.problems.extend(check_tables(measured))
+    report.problems.extend(check_output_text(dom))
+    report.problems.extend(
+        f"a glued string longer than {MAX_GLUED_WORDS} words (write the sentence in the Markdown, glue only "
+        f"its numbers and labels): {g}"
+        for g in long_glued_strings(notebook_with_glue(src, html.parent, docname))
+    )
     return report
 
 
@@ -734,7 +1066,8 @@ def summary(reports: dict[str, PageReport]) -> str:
         status = "OK" if not r.problems else "FAIL"
         lines.append(
             f"{status:4} {r.docname}: math {r.math_rendered}/{r.math_expected}, figures {r.output_images}/{r.figures_expected}, "
-            f"local links {r.local_links}, code columns {r.code_columns}, screenshot {r.screenshot}"
+            f"local links {r.local_links}, code columns {r.code_columns}, visible code lines "
+            f"{r.visible_code_lines}, screenshot {r.screenshot}"
         )
         lines.extend(f"       - {p}" for p in r.problems)
     lines.append(f"code cells fit {code_columns(reports)} characters per line at a {WINDOW_WIDTH}px wide window")
