@@ -91,6 +91,9 @@ def test_difference_interval_and_verdict():
     assert mixed.low < 0 < mixed.high
     assert stats.verdict(mixed, 0.0, "IQL ahead", "BC ahead") == "not separable"
     assert stats.verdict(stats.Interval(1.0, math.nan, math.nan), 0.0, "a", "b") == "not separable"
+    # both methods scored 0 in every run: no difference, not an undecided one
+    same = stats.iqm_difference_interval([0.0, 0.0, 0.0], [0.0, 0.0, 0.0], n_resamples=200)
+    assert stats.verdict(same, 0.0, "a", "b") == "no difference"
 
 
 def test_paired_change_resamples_seeds_in_pairs():
@@ -132,3 +135,17 @@ def test_final_scores_and_compare_on_a_tiny_sweep():
     agg = stats.aggregate(final, n_resamples=500)
     assert agg["IQL"].estimate == pytest.approx(60.0)
     assert agg["P(IQL > BC)"].estimate == 1.0
+
+
+def test_paired_change_of_a_tiny_fine_tuning_sweep():
+    rows = [
+        ("d", s, step, v)
+        for s, (a, b) in enumerate([(1.0, 11.0), (20.0, 30.0), (7.0, 17.0)])
+        for step, v in ((0, a), (9, b))
+    ]
+    rows += [("flat", s, step, 0.0) for s in range(3) for step in (0, 9)]
+    curves = pd.DataFrame(rows, columns=["dataset", "seed", "step", "score_mean"])
+    out = stats.paired_change(curves, n_resamples=300)
+    assert out.loc["d", "change"] == pytest.approx((10.0, 10.0, 10.0))
+    assert out.loc["d", "label"] == "rose" and out.loc["flat", "label"] == "no difference"
+    assert out.loc["d", "offline"][0] == pytest.approx(28 / 3) and out.loc["d", "seeds"] == 3

@@ -163,9 +163,14 @@ def performance_profile(scores: Sequence[float], thresholds: Sequence[float]) ->
     return (s[None, :] > np.asarray(thresholds, dtype=np.float64)[:, None]).mean(axis=1)
 
 
-def verdict(interval: Interval, null: float, better: str, worse: str, tie: str = "not separable") -> str:
+def verdict(
+    interval: Interval, null: float, better: str, worse: str, tie: str = "not separable", same: str = "no difference"
+) -> str:
     """A label from an interval: ``better`` when it lies above ``null``, ``worse`` below it,
-    ``tie`` when it contains it (or there is no interval)."""
+    ``same`` when it is the single point ``null`` (every resample equal: the runs did not differ),
+    ``tie`` when it contains ``null`` otherwise (or there is no interval)."""
+    if interval.low == interval.high == null:
+        return same
     if interval.above(null):
         return better
     if interval.below(null):
@@ -255,3 +260,26 @@ def aggregate(final: pd.DataFrame, a: str = "IQL", b: str = "BC", **kw) -> dict[
         b: aggregate_iqm_interval(ys, **kw),
         f"P({a} > {b})": probability_of_improvement_interval(xs, ys, **kw),
     }
+
+
+def paired_change(curves: pd.DataFrame, start: int = 0, end: int | None = None, **kw) -> pd.DataFrame:
+    """Per dataset of a fine-tuning sweep (columns dataset, seed, step, score_mean): the IQM
+    [interval] at step ``start`` and at ``end`` (default: the last step), and the mean change over
+    the seeds evaluated at both, with a paired interval and a label (``rose``, ``fell``, ``not
+    separable``, ``no difference``). Each cell is ``(estimate, low, high)``."""
+    end = int(curves["step"].max()) if end is None else end
+    rows = {}
+    for ds, sub in curves.groupby("dataset", sort=True):
+        at = sub.pivot_table(index="seed", columns="step", values="score_mean")
+        if start not in at.columns or end not in at.columns:
+            continue
+        both = at[[start, end]].dropna()
+        change = paired_change_interval(both[start].to_numpy(), both[end].to_numpy(), **kw)
+        rows[ds] = {
+            "seeds": len(both),
+            "offline": tuple(vars(iqm_interval(both[start].to_numpy(), **kw)).values()),
+            "online": tuple(vars(iqm_interval(both[end].to_numpy(), **kw)).values()),
+            "change": tuple(vars(change).values()),
+            "label": verdict(change, 0.0, "rose", "fell"),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
