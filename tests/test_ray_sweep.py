@@ -65,9 +65,9 @@ def _kill_after_first_checkpoint(marker: str, run: str):
     def hook():
         from pathlib import Path
 
-        import iql_tutorial.runs.train as train_module
+        import iql_tutorial.runs.folder as folder_module  # every checkpoint of a run is written there
 
-        save = train_module.save_checkpoint
+        save = folder_module.save_checkpoint
 
         def save_then_die(path, state):
             save(path, state)
@@ -75,7 +75,7 @@ def _kill_after_first_checkpoint(marker: str, run: str):
                 Path(marker).unlink()
                 raise RuntimeError(f"test: killed after the checkpoint of step {state['step']}")
 
-        train_module.save_checkpoint = save_then_die
+        folder_module.save_checkpoint = save_then_die
 
     return hook
 

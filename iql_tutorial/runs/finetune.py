@@ -119,8 +119,10 @@ def check_offline_run(cfg: FinetuneConfig) -> tuple[dict[str, Any], dict[str, An
     offline_dir = Path(cfg.offline_run)
     run_path, ckpt_path = offline_dir / "run.json", offline_dir / "checkpoint.pt"
     if not offline_dir.is_dir():
+        what = "is a file, not a folder" if offline_dir.exists() else "does not exist"
         raise FileNotFoundError(
-            f"--offline-run {offline_dir} is not a folder: give the folder of an offline run (python -m iql_tutorial.train)."
+            f"--offline-run {offline_dir} {what}: train offline first (python -m iql_tutorial.train) and pass "
+            "the run's folder."
         )
     if not run_path.exists() or not ckpt_path.exists():
         missing = "run.json" if not run_path.exists() else "checkpoint.pt"

@@ -253,17 +253,17 @@ def read_run_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def mismatch_message(folder: Path, diff: list[str], action: str = "resume") -> str:
+def mismatch_message(folder: Path, diff: list[str], action: str = "resume", flag: str = "--out") -> str:
     """One line: the folder, the differing fields and the fix."""
     extend = ""
     if any(d.startswith(("steps:", "iql.total_steps:")) for d in diff):
         extend = (
             " A run's length cannot be changed after it started (the actor's cosine schedule is fixed by "
-            "steps): start a new run in another --out to train longer."
+            f"steps): to train longer, start a new run in another {flag}."
         )
     return (
         f"Cannot {action} {folder}: its run.json differs from this configuration in {'; '.join(diff)}. "
-        f"Use the same settings, or choose another folder.{extend}"
+        f"Use the same settings, or choose another {flag}; nothing was trained or overwritten.{extend}"
     )
 
 

@@ -7,7 +7,14 @@ Every run has its own folder under ``--runs`` and is resumed if it was interrupt
 if it finished, so a long sweep survives interruptions without losing finished work. After each
 run, the evaluation curves of every finished run are gathered into ``<results>/<name>.csv``
 (one row per evaluation) and ``<results>/<name>.json`` records, per run, the exact command, the
-commit, the hardware and the wall time. The final chapter reads those two files.
+commit, the hardware and the wall time. The final chapter reads those two files from
+``data/results``; a sweep writes them to ``runs/sweeps`` unless told otherwise, so committing
+results is an explicit step (``--results data/results``).
+
+A sweep never mixes settings: before it trains anything it checks every dataset it names and
+every run folder it would reuse; a folder whose ``run.json`` differs from the sweep's settings
+for that run (steps, evaluation cadence, policy, seed, dataset, hyperparameters) stops the sweep
+with one line naming the folder and the fields.
 
 Budget: the trainer's ``default_steps`` (the paper's 1,000,000 gradient steps on a GPU, 100,000 on
 a CPU); pass ``--steps`` to choose. Evaluation follows the paper: 10 episodes of the deterministic
@@ -16,15 +23,15 @@ policy. From Python: ``run_sweep(SweepConfig(datasets=[...], seeds=[0, 1, 2], st
 The default sweep (medium-replay on the three MuJoCo tasks and the U-maze, 100,000 steps, IQL and
 BC, 3 seeds) is committed as ``medium-replay-100k``, made with (1 torch thread per process)::
 
-    python -m iql_tutorial.results --name medium-replay-100k --steps 100000 --eval-every 10000
+    python -m iql_tutorial.results --name medium-replay-100k --steps 100000 --eval-every 10000 --results data/results
 
 The earlier 10,000-step results under ``data/results`` were made with::
 
-    python -m iql_tutorial.results --name small-cpu --steps 10000 --eval-every 1000 \
+    python -m iql_tutorial.results --name small-cpu --steps 10000 --eval-every 1000 --results data/results \
         --datasets iqlbook/pendulum/medium-replay-v0 iqlbook/pointmaze/umaze-v0 iqlbook/pendulum/medium-v0
-    python -m iql_tutorial.results --name mujoco-cpu --steps 10000 --eval-every 2000 \
+    python -m iql_tutorial.results --name mujoco-cpu --steps 10000 --eval-every 2000 --results data/results \
         --datasets iqlbook/halfcheetah/medium-replay-v0 iqlbook/halfcheetah/medium-v0
-    python -m iql_tutorial.results --name mujoco-hopper-cpu --steps 10000 --eval-every 2000 \
+    python -m iql_tutorial.results --name mujoco-hopper-cpu --steps 10000 --eval-every 2000 --results data/results \
         --datasets iqlbook/hopper/medium-replay-v0 iqlbook/hopper/medium-v0
 
 and the fine-tuning curves with ``run_finetune_sweep(DATASETS, [0, 1, 2], 10000, 3000, name=NAME,
@@ -71,11 +78,12 @@ import pandas as pd
 import torch
 
 from iql_tutorial.core.config import POLICY_MODES
-from iql_tutorial.runs.checkpoint import load_checkpoint
+from iql_tutorial.runs.checkpoint import load_checkpoint, write_error
 from iql_tutorial.runs.cli import add_fields, field_docs, given
-from iql_tutorial.runs.train import TrainConfig, default_steps, preset_config, train
+from iql_tutorial.runs.folder import Interrupted, one_line, read_run_json
+from iql_tutorial.runs.train import ERRORS, TrainConfig, default_steps, preset_config, train
 from iql_tutorial.speed.runner import MODES
-from iql_tutorial.utils import resolve_device
+from iql_tutorial.utils import atomic_write_text, resolve_device
 
 DEFAULT_DATASETS = [
     "iqlbook/hopper/medium-replay-v0",
@@ -83,7 +91,8 @@ DEFAULT_DATASETS = [
     "iqlbook/walker2d/medium-replay-v0",
     "iqlbook/pointmaze/umaze-v0",
 ]
-RESULTS_DIR = Path(__file__).resolve().parents[2] / "data" / "results"
+RESULTS_DIR = "runs/sweeps"  # the default --results: outside the tracked source tree (/runs/ is ignored)
+COMMITTED_RESULTS_DIR = Path(__file__).resolve().parents[2] / "data" / "results"  # what the book reads
 
 
 @dataclass
@@ -96,7 +105,8 @@ class SweepConfig:
         policies: awr (IQL) and/or bc (the behaviour-cloning baseline).
         steps: gradient steps per run; None: the trainer's default (``default_steps``).
         runs: folder of the run folders (one per dataset, policy and seed).
-        results: folder of the gathered <name>.csv and <name>.json.
+        results: folder of the gathered <name>.csv and <name>.json (the default is outside the
+            source tree; --results data/results updates the committed files the book reads).
         name: file stem of the gathered results.
         device: auto, cpu or cuda[:N].
         mode: how each update runs: auto, eager, compile or cuda-graph.
@@ -116,7 +126,7 @@ class SweepConfig:
     policies: list[str] = field(default_factory=lambda: ["awr", "bc"])
     steps: int | None = None
     runs: str = "runs/results"
-    results: str = str(RESULTS_DIR)
+    results: str = RESULTS_DIR
     name: str = "sweep"
     device: str = "auto"
     mode: str = "auto"
@@ -242,17 +252,72 @@ def sweep_keys(cfg: SweepConfig) -> list[tuple[str, str, int]]:
     return [(ds, policy, seed) for seed in cfg.seeds for ds in cfg.datasets for policy in cfg.policies]
 
 
+def check_datasets(datasets: list[str]) -> None:
+    """Every dataset of a sweep is a well-formed id and is here (or downloadable), checked before
+    the first run trains: a one-line error names the first one that is not."""
+    import minari
+
+    from iql_tutorial.data.loader import check_dataset_id, list_local_ids, unknown_dataset_error
+
+    local = set(list_local_ids())
+    for ds in datasets:
+        check_dataset_id(ds)
+        if ds in local:
+            continue
+        try:
+            minari.download_dataset(ds)
+        except Exception as e:  # no network here, or an id Minari's server does not know
+            raise unknown_dataset_error(ds, e) from None
+
+
+def check_run_folders(cfg: SweepConfig, keys: list[tuple[str, str, int]]) -> None:
+    """Every run folder the sweep would reuse holds that very run: its ``run.json`` matches the
+    sweep's settings for it. Otherwise a one-line error names the folder and the fields that
+    differ, before anything trains (a folder is never reused for other settings)."""
+    from iql_tutorial.runs.folder import LOCK_NAME, differences, mismatch_message, read_run_json
+    from iql_tutorial.runs.train import _normalize_previous
+
+    for key in keys:
+        run = cfg.run_config(*key)
+        out = Path(str(run.out))
+        if not out.exists():
+            continue
+        if not out.is_dir():
+            raise FileExistsError(
+                f"{out} (a run of this sweep) is a file, not a folder; move it or choose another --runs."
+            )
+        if not (out / "run.json").exists():
+            others = [p.name for p in out.iterdir() if p.name != LOCK_NAME]
+            if others:
+                raise FileExistsError(
+                    f"{out} (a run of this sweep) is not empty and holds no run of this package; move it away or "
+                    "choose another --runs."
+                )
+            continue
+        diff = differences(_normalize_previous(read_run_json(out / "run.json")), run.identity())
+        if diff:
+            raise ValueError(mismatch_message(out, diff, action="reuse", flag="--runs"))
+
+
 def run_sweep(cfg: SweepConfig, progress: bool = True) -> pd.DataFrame:
     """Train every (dataset, policy, seed) and gather the evaluation curves; see module docstring.
 
     The runs go one after another in this process, or, with ``cfg.ray``, as Ray tasks
     (``ray_sweep``); either way this process writes ``<name>.csv`` and ``<name>.json`` after each
-    finished run, in ``sweep_keys`` order, so both paths write the same files."""
-    results_dir = Path(cfg.results)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    meta_path = results_dir / f"{cfg.name}.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"runs": {}}
+    finished run, in ``sweep_keys`` order, so both paths write the same files.
+
+    Before any run trains, every dataset (``check_datasets``) and every run folder it would reuse
+    (``check_run_folders``) is checked."""
     keys = sweep_keys(cfg)
+    check_datasets(cfg.datasets)
+    check_run_folders(cfg, keys)
+    results_dir = Path(cfg.results)
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_error("results into", results_dir, e) from None
+    meta_path = results_dir / f"{cfg.name}.json"
+    meta = read_run_json(meta_path) if meta_path.exists() else {"runs": {}}
     tags = [run_tag(*key) for key in keys]
     done: dict[tuple[str, str, int], pd.DataFrame] = {}
 
@@ -261,8 +326,8 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> pd.DataFrame:
         if entry is not None:
             runs = {**meta["runs"], run_tag(*key): entry}
             meta["runs"] = {t: runs[t] for t in tags if t in runs} | {t: v for t, v in runs.items() if t not in tags}
-            meta_path.write_text(json.dumps(meta, indent=2))
-        pd.concat([done[k] for k in keys if k in done]).to_csv(results_dir / f"{cfg.name}.csv", index=False)
+            _write(meta_path, json.dumps(meta, indent=2))
+        _write(results_dir / f"{cfg.name}.csv", pd.concat([done[k] for k in keys if k in done]).to_csv(index=False))
 
     if cfg.ray is None:
         for key in keys:
@@ -272,6 +337,13 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> pd.DataFrame:
 
         run_on_ray(cfg, keys, record, progress=progress)
     return pd.concat([done[k] for k in keys], ignore_index=True)
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        atomic_write_text(path, text)
+    except OSError as e:
+        raise write_error("results", path, e) from None
 
 
 def _flag(v: Any) -> str:
@@ -296,7 +368,7 @@ def run_finetune_sweep(
 
     results_dir, runs_dir = Path(results_dir), Path(runs_dir)
     meta_path = results_dir / f"{name}-finetune.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"runs": {}}
+    meta = read_run_json(meta_path) if meta_path.exists() else {"runs": {}}
     eval_every = eval_every or max(online_steps // 5, 1)
     frames = []
     for ds in datasets:
@@ -332,12 +404,12 @@ def run_finetune_sweep(
                     "hardware": hardware(torch.device("cpu")),
                     "wall_s_this_session": round(time.perf_counter() - t0, 1),
                 }
-                meta_path.write_text(json.dumps(meta, indent=2))
+                _write(meta_path, json.dumps(meta, indent=2))
             log = pd.read_csv(out / "eval_log.csv")
             log.insert(0, "seed", seed)
             log.insert(0, "dataset", ds)
             frames.append(log)
-            pd.concat(frames).to_csv(results_dir / f"{name}-finetune.csv", index=False)
+            _write(results_dir / f"{name}-finetune.csv", pd.concat(frames).to_csv(index=False))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -354,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     # the one flag cli.add_fields cannot make: --ray alone (nargs="?") starts a local Ray instance
     p.add_argument("--ray", nargs="?", const="local", default=argparse.SUPPRESS, metavar="ADDRESS", dest="ray",
                    help=field_docs(SweepConfig)["ray"] + " (default: None)")  # fmt: skip
+    cfg = None
     try:
         cfg = SweepConfig(**given(p.parse_args(argv), SweepConfig))
         frame = run_sweep(cfg)
@@ -363,8 +436,19 @@ def main(argv: list[str] | None = None) -> int:
                 eval_episodes=cfg.eval_episodes,
             )  # fmt: skip
             print(online.groupby(["dataset", "step"])["score_mean" if "score_mean" in online else "return_mean"].mean())
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except Interrupted as e:
+        print(f"{e.out}: interrupted at step {e.step}; rerun the same command to resume the sweep (finished runs "
+              "are kept, this one resumes from its last checkpoint).", file=sys.stderr)  # fmt: skip
+        return 130
+    except ERRORS as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        if cfg is None or cfg.ray is None:
+            raise
+        # a Ray task's error carries the worker's traceback: its last line is the cause
+        cause = [line for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+        print(f"error: a run failed on Ray ({cause[-1].strip()}); rerun the sweep to resume.", file=sys.stderr)
         return 2
     print(summary(frame).to_string())
     return 0
