@@ -62,16 +62,18 @@ test: setup
 
 # The quick-mode book, each chapter executed once:
 # 1. book/, _toc.yml, _static and _config.yml copied into $(QUICK)/src, the config with
-#    execute_notebooks: off (the committed notebooks are never written to);
+#    execute_notebooks: off (the committed notebooks are never written to). $(QUICK) is not under
+#    _build/ because nbmake collects no notebook with a `_build` folder in its path; it ignores
+#    itself (its own .gitignore);
 # 2. every notebook of that copy executed in place by nbmake (pytest --nbmake --overwrite), in quick
 #    mode and with the book's kernel start-up (BOOK_ENV), so the outputs are the book's: a notebook
 #    that raises fails here, with its cell and traceback;
 # 3. jupyter-book renders the copy with execution off (-W: warnings are errors);
 # 4. the page checks on that HTML (screenshots in $(QUICK)/_build/screenshots).
-QUICK ?= _build/quick
+QUICK ?= _build-quick
 NBMAKE_TIMEOUT ?= 1800
 quick-book: setup
-	rm -rf $(QUICK) && mkdir -p $(QUICK)/src
+	rm -rf $(QUICK) && mkdir -p $(QUICK)/src && echo '*' > $(QUICK)/.gitignore
 	cp -R book _static _toc.yml $(QUICK)/src/
 	$(PY) -c 'import sys, yaml; c = yaml.safe_load(open("_config.yml")); c["execute"]["execute_notebooks"] = "off"; \
 		yaml.safe_dump(c, open(sys.argv[1], "w"), sort_keys=False)' $(QUICK)/src/_config.yml
@@ -125,4 +127,4 @@ lint: setup
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf _build runs .pytest_cache
+	rm -rf _build _build-quick runs .pytest_cache
