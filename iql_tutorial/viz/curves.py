@@ -1,0 +1,211 @@
+"""Figures of chapters 5, 7 and 8: learning curves, losses, the sensitivity map, priorities and
+the offline diagnostics.
+
+Every function draws one figure sized for the book's text column (``WIDTH`` inches at 100 dpi, so
+a figure is shown at its natural size and its labels stay readable) and returns it; the chapter
+calls it in a collapsed cell and the figure appears on the page. Nothing here trains or evaluates:
+the functions only read the logs and arrays the chapters computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+# The width of the book's text column in inches at the notebooks' 100 dpi.
+WIDTH = 7.2
+# Colours of the two methods in every figure of these chapters.
+COLORS = {"IQL": "C0", "BC": "C1"}
+
+
+def score_label(reference: str) -> str:
+    """The y-axis label of a normalized score whose 100 is ``reference``'s mean return."""
+    return f"normalized score\n(0 = random, 100 = {reference})"
+
+
+def use_book_style() -> None:
+    """The figures' fonts and resolution (called once by a chapter's set-up cell)."""
+    plt.rcParams.update({"font.size": 10, "axes.titlesize": 10, "legend.fontsize": 9, "figure.dpi": 100})
+
+
+def scratch_vs_package(track: pd.DataFrame) -> Figure:
+    """Chapter 5: the three losses of the from-scratch update and of ``IQLAgent.update``, step by
+    step, and the largest parameter difference between the two.
+
+    ``track`` has a ``step`` column, ``<loss> (package)`` and ``<loss> (scratch)`` columns for
+    ``value_loss``, ``critic_loss`` and ``actor_loss``, and ``max_param_diff``."""
+    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 5.2))
+    for ax, key in zip(axes.flat, ("value_loss", "critic_loss", "actor_loss"), strict=False):
+        ax.plot(track["step"], track[f"{key} (package)"], lw=3, alpha=0.5, label="IQLAgent.update")
+        ax.plot(track["step"], track[f"{key} (scratch)"], lw=1, color="k", ls="--", label="from scratch")
+        ax.set(xlabel="gradient steps", ylabel="loss", title=key.replace("_", " "))
+        if key != "actor_loss":
+            ax.set_yscale("log")
+    axes[0, 0].legend()
+    ax = axes[1, 1]
+    ax.semilogy(track["step"], track["max_param_diff"].clip(lower=1e-10))
+    ax.set(xlabel="gradient steps", ylabel="max |difference|", title="largest parameter difference")
+    fig.tight_layout()
+    return fig
+
+
+def iql_vs_bc(
+    results: Mapping[tuple[str, str], Any], datasets: Sequence[str], ylabel: str, title: str = "Pendulum"
+) -> Figure:
+    """Chapter 5: the evaluation curves of IQL and BC, one panel per dataset, with the dataset's
+    mean and best episode score as horizontal lines.
+
+    ``results[dataset_name, method]`` is a ``TrainResult`` (its ``eval_log`` and ``dataset``);
+    the bands are one standard deviation over the evaluation episodes."""
+    fig, axes = plt.subplots(1, len(datasets), figsize=(WIDTH, 3.6), sharey=True)
+    for ax, data_name in zip(np.atleast_1d(axes), datasets, strict=True):
+        d = results[data_name, "IQL"].dataset
+        data_scores = d.normalized_score(d.episode_returns)
+        for name, color in COLORS.items():
+            e = results[data_name, name].eval_log
+            mean, std = e["score_mean"], e["score_std"]
+            ax.plot(e["step"], mean, "-o", ms=4, color=color, label=name)
+            ax.fill_between(e["step"], mean - std, mean + std, color=color, alpha=0.15)
+        ax.axhline(data_scores.mean(), color="gray", ls="--", label="dataset mean")
+        ax.axhline(data_scores.max(), color="gray", ls=":", label="best dataset episode")
+        ax.set(xlabel="gradient steps", title=f"{title} {data_name}")
+    first = np.atleast_1d(axes)[0]
+    first.set_ylabel(ylabel)
+    first.legend(loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def training_losses(results: Mapping[tuple[str, str], Any]) -> Figure:
+    """Chapter 5: the logged losses (``train_log``) and the mean of V of every run; IQL blue, BC
+    orange, one line style per dataset."""
+    panels = (
+        ("value_loss", "value loss, Eq. (5)"),
+        ("critic_loss", "critic loss, Eq. (6)"),
+        ("actor_loss", "actor loss, Eq. (7)"),
+        ("v_mean", "mean V(s) over the batch"),
+    )
+    styles = ("-", "--", ":", "-.")
+    data_names = list(dict.fromkeys(data_name for data_name, _ in results))
+    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 5.4))
+    for (data_name, name), r in results.items():
+        style = {"color": COLORS[name], "ls": styles[data_names.index(data_name)]}
+        for ax, (key, title) in zip(axes.flat, panels, strict=True):
+            ax.plot(r.train_log["step"], r.train_log[key], label=f"{name}, {data_name}", **style)
+            ax.set(xlabel="gradient steps", title=title)
+    for ax in axes[0]:
+        ax.set(yscale="log", ylabel="loss")
+    axes[1, 0].set_ylabel("loss")
+    axes[1, 1].set_ylabel("V (normalized reward units)")
+    axes[1, 1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def value_heads(
+    theta: np.ndarray, theta_dot: np.ndarray, v: np.ndarray, data_theta: np.ndarray, data_theta_dot: np.ndarray
+) -> Figure:
+    """Chapter 7: the two value heads of the two-component Pendulum agent over a grid of angles
+    and velocities (``v`` of shape ``[*grid, 2]``), and where the dataset's states are."""
+    xlabel, ylabel = r"angle $\theta$ (rad, 0 = upright)", r"$\dot\theta$ (rad/s)"
+    fig, axes = plt.subplots(1, 3, figsize=(WIDTH, 2.9), sharey=True)
+    for ax, k, title in ((axes[0], 0, "angle cost head"), (axes[1], 1, "effort cost head")):
+        im = ax.pcolormesh(theta, theta_dot, v[..., k], cmap="viridis", shading="auto")
+        fig.colorbar(im, ax=ax, orientation="horizontal", pad=0.3, label="cost-to-go (normalized)")
+        ax.set(xlabel=xlabel, title=title)
+    axes[2].hist2d(data_theta, data_theta_dot, bins=[60, 50], range=[[-np.pi, np.pi], [-8, 8]], cmap="Greys")
+    axes[2].set(xlabel=xlabel, title="the dataset's states")
+    axes[0].set_ylabel(ylabel)
+    fig.tight_layout()
+    return fig
+
+
+def sensitivity(
+    scores: np.ndarray, taus: Sequence[float], betas: Sequence[float], bc: float, bc_se: float | None = None
+) -> Figure:
+    """Chapter 7: the final score of every (tau, beta) cell as an annotated heatmap; behaviour
+    cloning's score (and its standard error) in the title."""
+    fig, ax = plt.subplots(figsize=(5.0, 3.8))
+    im = ax.imshow(scores, cmap="viridis", aspect="auto")
+    for i in range(len(taus)):
+        for j in range(len(betas)):
+            dark = scores[i, j] < scores.min() + 0.6 * (scores.max() - scores.min() + 1e-9)
+            ax.text(j, i, f"{scores[i, j]:.0f}", ha="center", va="center", color="w" if dark else "k")
+    ax.set_xticks(range(len(betas)), [f"{b:g}" for b in betas])
+    ax.set_yticks(range(len(taus)), [f"{t:g}" for t in taus])
+    bc_text = f"BC: {bc:.0f}" + (f" ± {bc_se:.0f}" if bc_se is not None else "")
+    ax.set(xlabel=r"inverse temperature $\beta$", ylabel=r"expectile $\tau$", title=f"final score ({bc_text})")
+    fig.colorbar(im, ax=ax, label="normalized score")
+    fig.tight_layout()
+    return fig
+
+
+def priorities(
+    priority: np.ndarray,
+    uniform_draws: np.ndarray,
+    prioritized_draws: np.ndarray,
+    theta: np.ndarray,
+    theta_dot: np.ndarray,
+    alpha: float,
+) -> Figure:
+    """Chapter 7: the priorities of the whole dataset and of what each sampler drew (left; the
+    draws rescaled to the dataset's size), and where in the state space they are (right)."""
+    positive = priority[priority > 0]
+    bins = np.logspace(np.log10(max(positive.min(), 1e-4)), np.log10(priority.max()), 60)
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.4))
+    ax = axes[0]
+    ax.hist(priority, bins=bins, color="gray", alpha=0.6, label="whole dataset")
+    for draws, label in ((uniform_draws, "uniform draws"), (prioritized_draws, f"prioritized, α = {alpha:g}")):
+        scale = np.full(len(draws), len(priority) / len(draws))
+        ax.hist(priority[draws], bins=bins, histtype="step", lw=2, label=label, weights=scale)
+    ax.set(xscale="log", xlabel="priority = sqrt(critic loss)", ylabel="transitions")
+    ax.legend(fontsize=8)
+    sc = axes[1].scatter(theta, theta_dot, c=priority, s=2, cmap="magma", norm=LogNorm())
+    fig.colorbar(sc, ax=axes[1], label="priority")
+    axes[1].set(xlabel=r"angle $\theta$ (rad, 0 = upright)", ylabel=r"$\dot\theta$ (rad/s)")
+    fig.tight_layout()
+    return fig
+
+
+def offline_diagnostics(runs: Mapping[str, Any], behaviour_score: float, ylabel: str) -> Figure:
+    """Chapter 8: (a) the score in the simulator, (b) the critics' losses on held-out episodes,
+    (c) the policies' plain and advantage-weighted log-likelihoods of the held-out actions.
+
+    ``runs`` maps a method's name (``"IQL"``, ``"BC"``) to its ``TrainResult``."""
+    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 5.8))
+    ax = axes[0, 0]
+    for name, r in runs.items():
+        e = r.eval_log
+        ax.errorbar(
+            e["step"], e["score_mean"], yerr=e["score_std"], marker="o", capsize=3, color=COLORS[name], label=name
+        )
+    ax.axhline(behaviour_score, color="grey", ls="--", label="logged behaviour")
+    ax.set(xlabel="gradient steps", ylabel=ylabel, title="(a) score in the simulator")
+    ax.legend()
+    ax = axes[0, 1]
+    d = next(iter(runs.values())).diag_log
+    ax.plot(d["step"], d["td_error"], "o-", color="C2", label="TD error")
+    ax.plot(d["step"], d["expectile_loss"], "s-", color="C4", label="expectile loss")
+    ax.set(
+        xlabel="gradient steps",
+        yscale="log",
+        ylabel="loss (normalized units²)",
+        title="(b) critics, held-out episodes",
+    )
+    ax.legend()
+    for ax, col, title in (
+        (axes[1, 0], "log_likelihood", "(c) log π of held-out actions"),
+        (axes[1, 1], "weighted_log_likelihood", "(d) the same, weighted by exp(βA)"),
+    ):
+        for name, r in runs.items():
+            ax.plot(r.diag_log["step"], r.diag_log[col], "o-", color=COLORS[name], label=name)
+        ax.set(xlabel="gradient steps", ylabel="nats per action", title=title)
+        ax.legend()
+    fig.tight_layout()
+    return fig
