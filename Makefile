@@ -104,8 +104,9 @@ train: setup
 	$(PY) -m iql_tutorial.train --dataset $(or $(DATASET),iqlbook/pendulum/medium-replay-v0) \
 		$(if $(STEPS),--steps $(STEPS)) $(TRAIN_ARGS)
 
+# writes runs/sweeps/sweep.{csv,json}; committing results for the book is explicit: add --results data/results
 results: setup
-	$(PY) -m iql_tutorial.results
+	$(PY) -m iql_tutorial.results $(RESULTS_ARGS)
 
 bench: setup
 	$(PY) -m iql_tutorial.bench $(BENCH_ARGS)

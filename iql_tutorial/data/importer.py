@@ -474,17 +474,25 @@ def import_arrays(
     )  # fmt: skip
     action_space = gym.spaces.Box(info["low"].astype(np.float32), info["high"].astype(np.float32), dtype=np.float32)
     root = datasets_path()
-    root.mkdir(parents=True, exist_ok=True)
-    tmp_root = Path(tempfile.mkdtemp(prefix=".import-", dir=root))  # hidden: Minari's listing skips it
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp_root = Path(tempfile.mkdtemp(prefix=".import-", dir=root))  # hidden: Minari's listing skips it
+    except OSError as e:
+        raise _write_failed(dataset_id, root, _os_cause(e)) from None
     old_env = os.environ.get("MINARI_DATASETS_PATH")
     created: list[Path] = []
     try:
         os.environ["MINARI_DATASETS_PATH"] = str(tmp_root)
-        built = create_compact(
-            dataset_id, episodes, env_id, observation_space=observation_space, action_space=action_space,
-            ref_min_score=ref_min_score, ref_max_score=ref_max_score,
-            description=description or f"Logged data imported by iql_tutorial from {source}.",
-            algorithm_name=f"imported ({source})", author="iql_tutorial import",
+        built = _write_isolated(
+            tmp_root,
+            dataset_id,
+            root,
+            lambda: create_compact(
+                dataset_id, episodes, env_id, observation_space=observation_space, action_space=action_space,
+                ref_min_score=ref_min_score, ref_max_score=ref_max_score,
+                description=description or f"Logged data imported by iql_tutorial from {source}.",
+                algorithm_name=f"imported ({source})", author="iql_tutorial import",
+            ),
         )  # fmt: skip
         os.environ["MINARI_DATASETS_PATH"] = str(root) if old_env is None else old_env
         # the namespaces' metadata files Minari made, where the destination lacks them
@@ -505,6 +513,12 @@ def import_arrays(
             if (tmp_root / ".replaced").exists():
                 os.replace(tmp_root / ".replaced", dest)
             raise
+    except OSError as e:
+        for d in reversed(created):
+            shutil.rmtree(d, ignore_errors=True)
+        if isinstance(e, ImportWriteError):
+            raise
+        raise _write_failed(dataset_id, root, _os_cause(e)) from None
     except BaseException:
         for d in reversed(created):
             shutil.rmtree(d, ignore_errors=True)
@@ -528,6 +542,86 @@ def import_arrays(
         action_high=info["high"],
         dropped=info["dropped"],
     )
+
+
+class ImportWriteError(OSError):
+    """Writing the dataset failed (disk full, file-size limit, permissions): one line."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _os_cause(e: BaseException) -> str:
+    from iql_tutorial.runs.checkpoint import os_cause
+
+    return os_cause(e)
+
+
+def _write_failed(dataset_id: str, root: Path, cause: str) -> ImportWriteError:
+    return ImportWriteError(
+        f"cannot write dataset {dataset_id} into {root}: {cause}. Nothing was imported (a dataset already "
+        "there with this id is unchanged)."
+    )
+
+
+H5_ERROR = re.compile(r"errno = (\d+), error message = '([^']*)'")
+
+
+def _write_isolated(tmp_root: Path, dataset_id: str, root: Path, write: Any) -> Path:
+    """``write()`` (Minari's writer, through h5py) in a forked child process, whose output goes
+    to a log file: a write that fails part way (disk full, file-size limit) makes h5py print
+    hundreds of "Exception ignored" lines as its objects are finalized, and can crash the
+    interpreter at exit. The child ends with ``os._exit`` (no finalizers); this process reads
+    its result and turns any failure into one ``ImportWriteError`` line naming the cause."""
+    if not hasattr(os, "fork"):  # no fork (Windows): in this process
+        try:
+            return Path(write())
+        except OSError as e:
+            raise _write_failed(dataset_id, root, _os_cause(e)) from None
+    log, result = tmp_root / ".writer.log", tmp_root / ".writer.result"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 1
+        try:
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            built = write()
+            result.write_text(f"ok {built}")
+            code = 0
+        except BaseException as e:
+            try:
+                cause = _os_cause(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
+                result.write_text("error " + " ".join(cause.split())[:500])
+            except BaseException:
+                pass
+        finally:
+            os._exit(code)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except BaseException:  # Ctrl-C: stop the writer too (the caller removes the temporary folder)
+        try:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        except OSError:
+            pass
+        raise
+    text = result.read_text() if result.exists() else ""
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and text.startswith("ok "):
+        return Path(text[3:])
+    logged = log.read_text(errors="replace") if log.exists() else ""
+    found = H5_ERROR.search(logged) or H5_ERROR.search(text)
+    if found:  # the operating system's error behind HDF5's, e.g. errno 27 'File too large'
+        cause = _os_cause(OSError(int(found.group(1)), found.group(2)))
+    elif text.startswith("error "):
+        cause = text[6:]
+    elif os.WIFSIGNALED(status):
+        cause = f"the writer process died of signal {os.WTERMSIG(status)}"
+    else:
+        cause = "the writer process failed without saying why"
+    raise _write_failed(dataset_id, root, cause)
 
 
 def import_file(path: str | Path, dataset_id: str, **kwargs: Any) -> ImportResult:
@@ -569,8 +663,11 @@ def main(argv: list[str] | None = None) -> int:
             force=a.force,
             description=a.description,
         )
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted: nothing was imported (an existing dataset with this id is unchanged).", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as e:
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     print(result.summary())
     print(f"train: python -m iql_tutorial.train --dataset {result.dataset_id}")

@@ -591,6 +591,13 @@ def main(argv: list[str] | None = None) -> None:
     for k in vars(Shapes()):
         p.add_argument(f"--{k}", type=int, default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    for flag, value, least in (("--rounds", a.rounds, 1), ("--steps", a.steps, 1), ("--retries", a.retries, 0),
+                               ("--round-seconds", a.round_seconds, 1e-9), ("--wait-quiet", a.wait_quiet, 0),
+                               ("--quiet-budget", a.quiet_budget, 0), ("--max-background", a.max_background, 0)):  # fmt: skip
+        if value is not None and value < least:
+            need = "a positive number" if least > 0 else "0 or more"
+            print(f"error: {flag} {value}: must be {need}.", file=sys.stderr)
+            sys.exit(2)
     given = {k: getattr(a, k) for k in vars(Shapes()) if getattr(a, k) is not None}
     if a.worker:
         worker(a.worker, Shapes(**given), a.device, a.package_mode, a.warmup)
