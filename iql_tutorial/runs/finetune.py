@@ -188,6 +188,11 @@ def _finetune(
     if dataset is None:
         dataset = load_dataset(offline_run["dataset"], device=device, reward_norm=offline_run["reward_norm"],
                                reward_dim=IQLConfig.from_dict(offline_ckpt["agent"]["config"]).reward_dim)  # fmt: skip
+    if not dataset.has_env:
+        raise ValueError(
+            f"dataset {dataset.dataset_id} names no environment (imported without --env), so there is nothing to "
+            "collect online data in: fine-tuning needs one; re-import it with --env ENV_ID."
+        )
     iql = IQLConfig.from_dict({**offline_ckpt["agent"]["config"], "cosine_actor_lr": False})
     plan = decide_threads(device)  # as the trainer does (speed.threads; IQL_THREADS overrides)
     for note in plan.apply():

@@ -12,7 +12,8 @@ hand once that process is gone.
 "resuming from step N"), another run (a one-line error naming the fields that differ) or
 nothing (start it, saying so when ``--resume`` was asked for). ``close`` releases the lock and,
 when the run failed before writing its ``run.json``, removes the folder it created, so a failed
-start leaves nothing behind. Every ``OSError`` (permissions, disk full, file-size limit) comes
+start leaves nothing behind; a run that failed before its first checkpoint is started over by a
+retry with the same settings (there is nothing to resume), so the retry shows its own error. Every ``OSError`` (permissions, disk full, file-size limit) comes
 out as one line naming the path and the cause (``checkpoint.WriteError``).
 """
 
@@ -323,12 +324,18 @@ class RunFolder:
             return None
         previous = normalize(read_run_json(run_path))
         self.started = True
+        diff = differences(previous, identity)
+        if not resume and not diff and not ckpt_path.exists():
+            print(
+                f"note: {self.path} holds this {self.what}, stopped before its first checkpoint: starting it over.",
+                file=sys.stderr,
+            )
+            return None
         if not resume:
             raise FileExistsError(
                 f"Output folder {self.path} already holds a {self.what}{describe(previous)}. Pass --resume to "
                 "continue it, or choose another --out to start a new one; nothing was overwritten."
             )
-        diff = differences(previous, identity)
         if diff:
             raise ValueError(mismatch_message(self.path, diff))
         if not ckpt_path.exists():
@@ -368,7 +375,8 @@ class RunFolder:
 
     # ------------------------------------------------------------------------------ closing
     def close(self, ok: bool) -> None:
-        """Release the lock; a run that failed before writing run.json leaves no folder."""
+        """Release the lock. A run that failed (or was interrupted) before it wrote its run.json,
+        in a folder this process created, leaves no folder behind."""
         self.lock.release()
         if not ok and self.created and not self.started:
             shutil.rmtree(self.path, ignore_errors=True)

@@ -1,0 +1,385 @@
+"""Every failure is one line and leaves nothing half-made; every command says what it is doing.
+
+The cases of issue 23: OSErrors (a read-only folder, a file-size limit) name the path and the
+cause, Ctrl-C says where to resume, data import never crashes the interpreter, and each case
+that used to print a traceback or an unclear message prints one clear line instead."""
+
+import json
+import os
+import pwd
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import minari_path
+from test_run_folder import REPO, TRAIN, env_for, start_paused
+
+from iql_tutorial import IQLConfig
+from iql_tutorial.runs import finetune as finetune_module
+from iql_tutorial.runs.folder import LOCK_NAME
+from iql_tutorial.runs.train import TrainConfig, build_parser, compile_note, train
+from iql_tutorial.runs.train import main as train_main
+
+torch.set_num_threads(1)
+DATA = "tests/pendulum/tiny-v0"
+SMALL = ["--device", "cpu", "--mode", "eager", "--hidden-dims", "8", "8", "--batch-size", "8", "--eval-episodes",
+         "1", "--eval-every", "10", "--log-every", "10", "--checkpoint-every", "10", "--steps", "20"]  # fmt: skip
+
+
+def one_error_line(err: str) -> str:
+    """The stderr of a failed command: exactly one line starting with 'error:', no traceback."""
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def small_run(out: Path, **kw) -> None:
+    cfg = {"dataset": DATA, "steps": 20, "device": "cpu", "mode": "eager", "out": str(out), "eval_every": 10,
+           "eval_episodes": 1, "log_every": 10, "checkpoint_every": 10,
+           "iql": IQLConfig(hidden_dims=(8, 8), batch_size=8), **kw}  # fmt: skip
+    train(TrainConfig(**cfg), progress=False)
+
+
+# ---------------------------------------------------------------------------------- unclear cases
+def test_broken_run_json_names_the_file(tiny_minari, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text('{"dataset": ')
+    assert train_main(["--dataset", DATA, *SMALL, "--out", str(out), "--resume"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f"{out / 'run.json'} cannot be parsed (JSONDecodeError" in line
+
+
+def test_random_bytes_in_a_checkpoint_are_called_damaged(tiny_minari, tmp_path, capsys):
+    out = tmp_path / "run"
+    small_run(out, steps=30)
+    (out / "checkpoint.pt").write_bytes(np.random.default_rng(0).bytes(5000))
+    assert train_main(["--dataset", DATA, *SMALL, "--steps", "30", "--out", str(out), "--resume"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "is not a file torch.save writes (not a zip archive" in line and "Python objects" not in line
+
+
+def test_resume_refusal_names_the_field_and_a_finished_run_cannot_be_extended(tiny_minari, tmp_path, capsys):
+    out = tmp_path / "run"
+    small_run(out)
+    assert train_main(["--dataset", DATA, *SMALL, "--out", str(out), "--resume", "--expectile", "0.8"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "iql.expectile: 0.7 in run.json, 0.8 now" in line
+    assert train_main(["--dataset", DATA, *SMALL, "--steps", "40", "--out", str(out), "--resume"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "steps: 20 in run.json, 40 now" in line and "cannot be changed after it started" in line
+
+
+def test_resume_without_a_run_says_it_starts_one_and_a_resume_says_its_step(tiny_minari, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_main(["--dataset", DATA, *SMALL, "--out", str(out), "--resume"]) == 0
+    captured = capsys.readouterr()
+    assert f"--resume: {out} holds no run yet, so a new one starts" in captured.err
+    # done: a short table with units, not a raw dict
+    assert "{'" not in captured.out and re.search(r"^done: .* \(20 steps, \d+ s\)$", captured.out, re.M)
+    assert re.search(r"^  return \(sum of rewards\) +-?\d+\.\d \+- \d+\.\d$", captured.out, re.M), captured.out
+    assert re.search(r"^  normalized score \(0 random, 100 expert\) +-?\d+\.\d", captured.out, re.M)
+    assert train_main(["--dataset", DATA, *SMALL, "--out", str(out), "--resume"]) == 0
+    assert f"resuming {out} from step 20" in capsys.readouterr().err
+
+
+def test_a_short_dataset_name_gets_its_id_as_the_hint(tiny_minari, tmp_path, capsys):
+    assert train_main(["--dataset", "pendulum-medium", *SMALL, "--out", str(tmp_path / "r")]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "'pendulum-medium' is a short name" in line and "--dataset iqlbook/pendulum/medium-v0" in line
+    assert train_main(["--dataset", "no such thing", *SMALL, "--out", str(tmp_path / "r")]) == 2
+    assert "is not a dataset id (NAMESPACE/TASK/NAME-vN" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "r").exists()
+
+
+def test_two_dimensional_rewards_without_weights_say_which_flag(tmp_path, capsys):
+    from iql_tutorial.data.importer import import_arrays
+
+    rng = np.random.default_rng(0)
+    n = 60
+    with minari_path(tmp_path / "minari"):
+        import_arrays({"observations": rng.normal(size=(n, 3)), "actions": rng.uniform(-1, 1, (n, 1)),
+                       "rewards": rng.normal(size=(n, 2)), "terminals": np.zeros(n),
+                       "timeouts": np.arange(n) % 20 == 19}, "me/two/rewards-v0", action_low=-1, action_high=1)  # fmt: skip
+        args = ["--dataset", "me/two/rewards-v0", *SMALL, "--out", str(tmp_path / "r")]
+        assert train_main(args) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "has 2-dimensional rewards but the config expects 1" in line and "--reward-weights 1 1" in line
+    assert "spread" not in line and not (tmp_path / "r").exists()
+
+
+def test_help_shows_the_real_run_folder_name():
+    text = " ".join(build_parser().format_help().split())
+    real = TrainConfig(dataset="iqlbook/pendulum/medium-replay-v0", steps=10).out
+    assert real == "runs/iqlbook_pendulum_medium-replay-v0-iql-seed0"
+    assert real in text
+
+
+def test_the_compile_line_says_how_long_and_how_often():
+    assert compile_note("eager") is None
+    note = compile_note("compile")
+    assert note is not None and note.startswith("compiling the IQL update") and "once per process" in note
+    assert re.search(r"about \d+ s", note)
+
+
+def test_files_keep_the_umask_after_a_resume(tiny_minari, tmp_path):
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "run"
+        small_run(out, steps=30)
+        small_run(out, steps=30, resume=True)  # a resume rewrites the logs (truncate_after)
+        for name in ("run.json", "checkpoint.pt", "train_log.csv", "eval_log.csv"):
+            assert (out / name).stat().st_mode & 0o777 == 0o644, name
+    finally:
+        os.umask(old)
+
+
+# ----------------------------------------------------------------------------------------- finetune
+def test_finetune_refuses_a_finetuning_folder_and_an_unfinished_run(tiny_minari, tmp_path, capsys):
+    offline, online = tmp_path / "offline", tmp_path / "online"
+    small_run(offline)
+    common = ["--online-steps", "10", "--device", "cpu", "--mode", "eager", "--eval-episodes", "0"]
+    assert finetune_module.main(["--offline-run", str(offline), "--out", str(online), *common]) == 0
+    capsys.readouterr()
+    assert finetune_module.main(["--offline-run", str(online), "--out", str(tmp_path / "x"), *common]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "is a fine-tuning folder, not an offline run" in line and f"--offline-run {offline}" in line
+    run = json.loads((offline / "run.json").read_text())
+    (offline / "run.json").write_text(json.dumps({**run, "steps": 200}))  # as if killed at 20 of 200
+    assert finetune_module.main(["--offline-run", str(offline), "--out", str(tmp_path / "y"), *common]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "stopped at step 20 of 200" in line and "--allow-unfinished" in line
+    args = ["--offline-run", str(offline), "--out", str(tmp_path / "y"), *common, "--allow-unfinished"]
+    assert finetune_module.main(args) == 0
+    assert "stopped at step 20 of 200" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_failed_finetune_leaves_no_stub_and_a_retry_shows_the_real_error(tiny_minari, tmp_path, monkeypatch):
+    offline, online = tmp_path / "offline", tmp_path / "online"
+    small_run(offline)
+
+    def broken(*a, **k):
+        raise RuntimeError("the environment cannot be made")
+
+    monkeypatch.setattr(finetune_module, "evaluate", broken)
+    cfg = finetune_module.FinetuneConfig(offline_run=str(offline), out=str(online), online_steps=10, device="cpu",
+                                         mode="eager", eval_episodes=1)  # fmt: skip
+    for _ in range(2):  # the retry fails the same way, not with "pass --resume"
+        with pytest.raises(RuntimeError, match="cannot be made"):
+            finetune_module.finetune(cfg, progress=False)
+        assert not (online / LOCK_NAME).exists()
+    monkeypatch.undo()
+    finetune_module.finetune(cfg, progress=False)
+    assert (online / "checkpoint.pt").exists()
+
+
+# ------------------------------------------------------------------------------------------- sweeps
+def test_a_sweep_never_reuses_a_run_with_other_settings(tiny_minari, tmp_path, capsys):
+    from iql_tutorial.runs.sweep import main as sweep_main
+
+    base = ["--datasets", DATA, "--seeds", "0", "--policies", "awr", "--runs", str(tmp_path / "runs"), "--results",
+            str(tmp_path / "results"), "--device", "cpu", "--mode", "eager", "--eval-episodes", "1"]  # fmt: skip
+    assert sweep_main([*base, "--steps", "20", "--eval-every", "10"]) == 0
+    ckpt = tmp_path / "runs" / "tests_pendulum_tiny-v0-awr-seed0" / "checkpoint.pt"
+    stamp = ckpt.stat().st_mtime_ns
+    csv = (tmp_path / "results" / "sweep.csv").read_text()
+    capsys.readouterr()
+    assert sweep_main([*base, "--steps", "10", "--eval-every", "5"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "tests_pendulum_tiny-v0-awr-seed0" in line and "steps: 20 in run.json, 10 now" in line
+    assert "eval_every: 10 in run.json, 5 now" in line
+    assert ckpt.stat().st_mtime_ns == stamp and (tmp_path / "results" / "sweep.csv").read_text() == csv
+    # an unknown dataset second in the list stops the sweep before its first run
+    assert sweep_main([*base, "--runs", str(tmp_path / "r2"), "--steps", "20", "--datasets", DATA,
+                       "tests/pendulum/nope-v0"]) == 2  # fmt: skip
+    assert "Unknown dataset id 'tests/pendulum/nope-v0'" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "r2").exists()
+
+
+def test_the_sweep_writes_outside_the_source_tree_by_default():
+    from iql_tutorial.runs.sweep import SweepConfig
+
+    cfg = SweepConfig(steps=10)
+    assert not Path(cfg.results).is_absolute() and Path(cfg.results).parts[0] == "runs"  # /runs/ is git-ignored
+    ignored = subprocess.run(["git", "check-ignore", "-q", f"{cfg.results}/x.csv"], cwd=REPO)
+    assert ignored.returncode == 0
+
+
+# -------------------------------------------------------------------------------------------- data
+def test_data_help_lists_import_and_list_says_where_it_looked(tmp_path, capsys):
+    from iql_tutorial.data.__main__ import main as data_main
+    from iql_tutorial.data.importer import import_arrays
+
+    assert data_main(["--help"]) == 0
+    text = capsys.readouterr().out
+    assert "import FILE --id" in text and "observations       [T, d]" in text and "terminals" in text
+    with minari_path(tmp_path / "missing"):
+        assert data_main(["list"]) == 0
+    assert f"looked in {tmp_path / 'missing'} (MINARI_DATASETS_PATH): the folder does not exist" in (
+        capsys.readouterr().out
+    )
+    rng = np.random.default_rng(0)
+    with minari_path(tmp_path / "minari"):
+        import_arrays({"observations": rng.normal(size=(20, 2)), "actions": rng.uniform(-1, 1, (20, 1)),
+                       "rewards": rng.normal(size=20), "terminals": np.zeros(20), "timeouts": np.arange(20) % 10 == 9},
+                      "me/mine/logged-v0", action_low=-1, action_high=1)  # fmt: skip
+        assert data_main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert f"looked in {tmp_path / 'minari'}" in out and "\n  me/mine/logged-v0" in out
+
+
+def test_the_readme_import_example_works_as_written(tmp_path, monkeypatch, capsys):
+    from iql_tutorial.data.__main__ import main as data_main
+
+    line = next(x for x in (REPO / "README.md").read_text().splitlines() if " iql_tutorial.data import " in x)
+    args = line.split("#")[0].split("iql_tutorial.data", 1)[1].split()
+    rng = np.random.default_rng(0)
+    monkeypatch.chdir(tmp_path)
+    np.savez(args[1], observations=rng.normal(size=(40, 3)), actions=rng.uniform(-1, 1, (40, 1)),
+             rewards=rng.normal(size=40), terminals=np.zeros(40), timeouts=np.arange(40) % 20 == 19)  # fmt: skip
+    with minari_path(tmp_path / "minari"):
+        assert data_main(args) == 0, capsys.readouterr().err
+
+
+def test_bench_refuses_negative_rounds_at_once(capsys):
+    from iql_tutorial.speed.bench import main as bench_main
+
+    with pytest.raises(SystemExit) as e:
+        bench_main(["--smoke", "--rounds", "-1"])
+    assert e.value.code == 2
+    assert one_error_line(capsys.readouterr().err) == "error: --rounds -1: must be a positive number."
+
+
+# ------------------------------------------------------------------- processes: limits, users, signals
+def limited(limit: int):
+    def pre() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return pre
+
+
+# the trainer whose second checkpoint meets a file-size limit (set after its first checkpoint)
+LIMITED_AFTER_FIRST = """
+import resource, signal, sys
+from iql_tutorial.runs import folder
+save = folder.save_checkpoint
+def save_then_limit(path, state):
+    save(path, state)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+folder.save_checkpoint = save_then_limit
+from iql_tutorial.runs.train import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_checkpoint_write_past_the_file_size_limit_is_one_line(tiny_minari_root, tmp_path):
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-c", LIMITED_AFTER_FIRST, *TRAIN, "--out", str(out)],
+                       env=env_for(tiny_minari_root), capture_output=True, text=True, cwd=REPO, timeout=300)  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    line = one_error_line(r.stderr)
+    assert line == (
+        f"error: cannot write checkpoint {out / 'checkpoint.pt'}: File too large; the file-size limit (ulimit -f) is "
+        "too small for it; raise it (the previous checkpoint is intact)"
+    )
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 20  # the first one, whole
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no temporary file left
+    assert not (out / LOCK_NAME).exists()
+
+
+def test_ctrl_c_says_where_to_resume_and_exits_130(tiny_minari_root, tmp_path):
+    out = tmp_path / "run"
+    proc, _, _ = start_paused(tmp_path, tiny_minari_root, out, 30)  # checkpoint 20 written, row 30 too
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.rstrip().splitlines()[-1] == "interrupted at step 30 (last checkpoint at step 20); resume with --resume"
+    assert not (out / LOCK_NAME).exists()
+
+
+def test_data_import_past_the_file_size_limit_never_crashes_and_leaves_nothing(tmp_path):
+    root = tmp_path / "minari"
+    rng = np.random.default_rng(0)
+    n = 4000
+    np.savez(tmp_path / "logs.npz", observations=rng.normal(size=(n, 3)), actions=rng.uniform(-1, 1, (n, 1)),
+             rewards=rng.normal(size=n), terminals=np.zeros(n), timeouts=np.arange(n) % 200 == 199)  # fmt: skip
+    cmd = [sys.executable, "-m", "iql_tutorial.data", "import", str(tmp_path / "logs.npz"), "--id", "me/task/kind-v0",
+           "--action-low", "-1", "--action-high", "1"]  # fmt: skip
+    env = {**os.environ, "MINARI_DATASETS_PATH": str(root)}
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert first.returncode == 0, first.stderr
+    before = {p: p.read_bytes() for p in (root / "me/task/kind-v0").rglob("*") if p.is_file()}
+    r = subprocess.run([*cmd, "--force"], env=env, capture_output=True, text=True, cwd=REPO, timeout=300,
+                       preexec_fn=limited(50_000))  # fmt: skip
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])  # not -11 (a segmentation fault)
+    line = one_error_line(r.stderr)
+    assert line.startswith(f"error: cannot write dataset me/task/kind-v0 into {root}: File too large")
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []  # no .import-* folder left
+    after = {p: p.read_bytes() for p in (root / "me/task/kind-v0").rglob("*") if p.is_file()}
+    assert after == before  # the dataset --force would have replaced is intact
+
+
+def unprivileged() -> tuple[int, int]:
+    """(uid, gid) of 'nobody', to run a child that a read-only folder really stops (root ignores
+    permissions); skips, saying why, where there is no such user or we cannot switch to it."""
+    if os.geteuid() != 0:
+        return os.getuid(), os.getgid()  # not root: permissions already apply
+    try:
+        user = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("running as root and there is no user 'nobody' to run the child as, so a read-only folder "
+                    "would not stop it")  # fmt: skip
+    return user.pw_uid, user.pw_gid
+
+
+def test_a_read_only_folder_is_one_line_for_train_and_import(tmp_path):
+    uid, gid = unprivileged()
+    base = Path(tempfile.mkdtemp(prefix="iql-ro-", dir="/tmp"))  # readable by the child, unlike tmp_path
+    try:
+        os.chmod(base, 0o755)
+        readonly, home = base / "readonly", base / "home"
+        readonly.mkdir(mode=0o555)
+        home.mkdir()
+        os.chown(home, uid, gid)
+        rng = np.random.default_rng(0)
+        np.savez(base / "logs.npz", observations=rng.normal(size=(20, 2)), actions=rng.uniform(-1, 1, (20, 1)),
+                 rewards=rng.normal(size=20), terminals=np.zeros(20), timeouts=np.arange(20) % 10 == 9)  # fmt: skip
+        os.chmod(base / "logs.npz", 0o644)
+        for p in [REPO, REPO / "iql_tutorial", Path(sys.executable).parent]:
+            if not os.access(p, os.R_OK | os.X_OK) or not p.stat().st_mode & 0o005:
+                pytest.skip(f"{p} is not readable by other users, so the unprivileged child cannot run the package")
+
+        def as_user() -> None:
+            os.setgid(gid)
+            os.setuid(uid)
+
+        env = {**os.environ, "HOME": str(home), "MINARI_DATASETS_PATH": str(readonly), "IQL_THREADS": "1"}
+        out = readonly / "runs" / "x"
+        r = subprocess.run([sys.executable, "-m", "iql_tutorial.train", *TRAIN, "--out", str(out)], env=env,
+                           capture_output=True, text=True, cwd=REPO, timeout=300, preexec_fn=as_user)  # fmt: skip
+        assert r.returncode == 2, r.stderr
+        line = one_error_line(r.stderr)
+        assert line.startswith(f"error: cannot create the run folder {out}: Permission denied; choose a folder")
+        r = subprocess.run([sys.executable, "-m", "iql_tutorial.data", "import", str(base / "logs.npz"), "--id",
+                            "me/task/kind-v0", "--action-low", "-1", "--action-high", "1"], env=env,
+                           capture_output=True, text=True, cwd=REPO, timeout=300, preexec_fn=as_user)  # fmt: skip
+        assert r.returncode == 2, r.stderr
+        line = one_error_line(r.stderr)
+        assert line.startswith(f"error: cannot write dataset me/task/kind-v0 into {readonly}: Permission denied")
+        assert list(readonly.iterdir()) == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
