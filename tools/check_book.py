@@ -94,9 +94,11 @@ from bs4 import BeautifulSoup
 REPO = Path(__file__).resolve().parents[1]
 
 WINDOW_WIDTH, WINDOW_HEIGHT = 1280, 2400
-PAGE_TIMEOUT_S = 120
+# Seconds a page may take to load (and to be measured); a machine busy with other work may need
+# more: IQL_PAGE_TIMEOUT. IQL_BROWSER_WORKERS: pages checked at once.
+PAGE_TIMEOUT_S = int(os.environ.get("IQL_PAGE_TIMEOUT", "120"))
 MATHJAX_TIMEOUT_S = 60
-BROWSER_WORKERS = 2
+BROWSER_WORKERS = int(os.environ.get("IQL_BROWSER_WORKERS", "2"))
 MAX_PROGRESS_LINES = 12  # one final line per loop; a cell may run a handful of loops
 
 CHROMIUM_FLAGS = [
@@ -921,7 +923,7 @@ def _load(tab: Tab, page: Path, screenshot: Path) -> tuple[dict, str, list[str]]
     tab.events.clear()
     tab.call("Page.navigate", url=page.as_uri())
     tab.wait_for("Page.loadEventFired", PAGE_TIMEOUT_S)
-    mathjax_state = tab.evaluate(WAIT_JS, timeout=MATHJAX_TIMEOUT_S + 30)
+    mathjax_state = tab.evaluate(WAIT_JS, timeout=max(MATHJAX_TIMEOUT_S + 30, PAGE_TIMEOUT_S))
     shot = tab.call("Page.captureScreenshot", format="png")
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     screenshot.write_bytes(base64.b64decode(shot["data"]))
@@ -1074,11 +1076,19 @@ def summary(reports: dict[str, PageReport]) -> str:
     return "\n".join(lines)
 
 
-def check_book(src: Path, html: Path, shots: Path | None = None, browser: Browser | None = None):
-    """Every page of ``src``'s toc in the HTML folder ``html``; returns (reports, book-level problems)."""
+def check_book(
+    src: Path, html: Path, shots: Path | None = None, browser: Browser | None = None, only: list[str] | None = None
+):
+    """Every page of ``src``'s toc in the HTML folder ``html`` (or the pages ``only``); returns
+    (reports, book-level problems)."""
     if not (html / "index.html").exists():
         raise CheckError(f"no index.html in {html}: build the book first")
     docnames = toc_docnames(src)
+    if only:
+        unknown = sorted(set(only) - set(docnames))
+        if unknown:
+            raise CheckError(f"not in the toc: {unknown}")
+        docnames = [d for d in docnames if d in only]
     shots = shots or html.parent / "screenshots"
     if browser is None:
         with Browser(find_or_install_chromium()) as own:

@@ -52,9 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--src", type=Path, default=REPO, help="the book's source root (with _toc.yml)")
     parser.add_argument("--screenshots", type=Path, default=None, help="default: HTML/../screenshots")
     parser.add_argument("--problems", action="store_true", help="list every failed check under the table")
+    parser.add_argument("--pages", nargs="+", default=None, help="only these docnames (default: the whole toc)")
     args = parser.parse_args(argv)
     try:
-        reports, problems = check_book(args.src.resolve(), args.html.resolve(), args.screenshots)
+        reports, problems = check_book(args.src.resolve(), args.html.resolve(), args.screenshots, only=args.pages)
     except CheckError as exc:
         print(f"page_report: {exc}", file=sys.stderr)
         return 2
