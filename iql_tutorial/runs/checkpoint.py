@@ -55,7 +55,8 @@ class _Recorder(io.RawIOBase):
     failed write as a ``RuntimeError`` from its C++ zip writer, without the cause."""
 
     def __init__(self, f: Any) -> None:
-        self.f, self.error = f, None
+        self.f = f
+        self.error: OSError | None = None
 
     def writable(self) -> bool:
         return True
@@ -79,7 +80,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
 
     def write(f: Any) -> None:
         recorder.append(_Recorder(f))
-        torch.save(state, recorder[0])
+        torch.save(state, recorder[0])  # type: ignore[arg-type]  # a file object all the same
 
     try:
         atomic_write_bytes(path, write)

@@ -136,9 +136,9 @@ def check_offline_run(cfg: FinetuneConfig) -> tuple[dict[str, Any], dict[str, An
             f"{offline_dir} is a fine-tuning folder, not an offline run; pass the offline run it continued: "
             f"--offline-run {offline_run['offline_run']}."
         )
-    missing = [k for k in ("dataset", "steps", "reward_norm") if k not in offline_run]
-    if missing:
-        raise ValueError(f"{run_path} lacks {', '.join(missing)}: it is not the run.json of an offline run.")
+    lacks = [k for k in ("dataset", "steps", "reward_norm") if k not in offline_run]
+    if lacks:
+        raise ValueError(f"{run_path} lacks {', '.join(lacks)}: it is not the run.json of an offline run.")
     ckpt = load_checkpoint(ckpt_path)
     step, steps = int(ckpt.get("step", 0)), int(offline_run["steps"])
     if step < steps:
@@ -251,9 +251,9 @@ def _finetune(
         folder.save(state, at)
         saved_at = at
 
-    note = compile_note(agent.mode) if env_step < cfg.online_steps else None
-    if progress and note:
-        print(note, file=sys.stderr)
+    compiling = compile_note(agent.mode) if env_step < cfg.online_steps else None
+    if progress and compiling:
+        print(compiling, file=sys.stderr)
     folder.progress_step = env_step
     try:
         metrics: dict[str, Tensor] = {}

@@ -9,6 +9,12 @@ mounted bucket), so a task finds a run that an earlier task, on any node, finish
 left half-done (resumed from its checkpoint). A task whose worker dies (a node lost, a kill) is
 retried by Ray up to ``MAX_RETRIES`` times and resumes from the checkpoint it left; a task that
 raises is not retried, the other runs go on, and the sweep raises at the end (rerun it to resume).
+
+Each task holds its run folder's lock (``run.lock``, created with ``O_CREAT | O_EXCL``, which NFS
+v3+ and other shared filesystems honour) while it trains, so two tasks, or two sweeps, never write
+into one folder. A lock left by a worker killed on the same node is taken over; one left by a
+node that died names that host and is refused (this node cannot tell whether its process still
+runs): delete the ``run.lock`` it names, then rerun the sweep.
 The driver gathers what the tasks return into ``<name>.csv`` and ``<name>.json``; see
 ``sweep.run_sweep``.
 """

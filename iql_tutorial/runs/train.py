@@ -291,9 +291,9 @@ def _train(cfg: TrainConfig, folder: RunFolder, dataset: OfflineDataset | None, 
         folder.start(cfg.identity(), [train_log, eval_log, diag_log])
     # how each session of this run used the CPU (not its identity)
     folder.append_text("threads.txt", f"step {start}: mode {agent.mode}; {plan.describe()}\n")
-    note = compile_note(agent.mode) if start < cfg.steps else None
-    if progress and note:
-        print(note, file=sys.stderr)
+    compiling = compile_note(agent.mode) if start < cfg.steps else None
+    if progress and compiling:
+        print(compiling, file=sys.stderr)
 
     t0 = time.perf_counter() - wall_offset
     runner = StepRunner(agent, train_data, sampler)
