@@ -67,7 +67,7 @@ def ch01_max_target(
     ax.plot(a_grid, curves_max[0], color="C3", lw=2, label="critic, iteration 1")
     ax.axvspan(best_in_data, 1.0, color="C3", alpha=0.06, label="no data")
     _data_histogram(ax, actions, "C0")
-    ax.set(xlabel="action $a$", ylabel="reward / Q-value", title="One regression: right in the data only")
+    ax.set(xlabel="action $a$", ylabel="reward / Q-value", title="One regression: accurate in the data only")
     ax.set_ylim(-5, 3.5)
     ax.legend(loc="lower right", fontsize=8)
     ax = axes[1]
