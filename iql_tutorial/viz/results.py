@@ -140,13 +140,13 @@ def intervals(
         if data_reference is not None:
             ref = [data_reference.get(ds, math.nan) for ds in table.index]
             left.plot(ref, ys[:-1], "|", color="gray", ms=14, mew=2, label="data")
-        left.set(xlabel="IQM of the final normalized scores\n(0 = random, 100 = the dataset's reference policy)")
-        left.legend(loc="lower right")
+        left.set(xlabel="IQM of the final normalized scores\n(0 = random, 100 = the dataset's\nreference policy)")
+        left.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, frameon=False)
         d_est = table["difference"].to_numpy()
         d_err = np.array([d_est - table["difference low"], table["difference high"] - d_est])
         right.errorbar(d_est, ys[:-1], xerr=d_err, fmt="s", color="k", capsize=3)
         right.axvline(0.0, color="gray", lw=1)
-        right.set(xlabel=f"IQM difference, {a} − {b}\n(normalized score points)")
+        right.set(xlabel=f"IQM difference\n{a} − {b}\n(score points)")
         left.set_yticks(ys, [*names, "all datasets"])
         left.axhline(0.5, color="gray", lw=0.6, ls=":")
         for ax in (left, right):
