@@ -165,6 +165,8 @@ def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progres
         result = _finetune(cfg, folder, offline_run, offline_ckpt, dataset, progress)
         ok = True
         return result
+    except KeyboardInterrupt:  # before the loop (loading, the step-0 evaluation): the loop raises its own
+        raise Interrupted(folder.path, folder.progress_step, folder.saved_step) from None
     finally:
         folder.close(ok)
 
@@ -316,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
         result = finetune(FinetuneConfig(**given(p.parse_args(argv), FinetuneConfig)))
     except Interrupted as e:
         print(str(e), file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted before the run started; nothing was written.", file=sys.stderr)
         return 130
     except ERRORS as e:
         print(f"error: {one_line(e)}", file=sys.stderr)

@@ -235,6 +235,8 @@ def train(cfg: TrainConfig, dataset: OfflineDataset | None = None, progress: boo
         result = _train(cfg, folder, dataset, progress)
         ok = True
         return result
+    except KeyboardInterrupt:  # before the loop (loading, compiling): the loop raises its own
+        raise Interrupted(folder.path, folder.progress_step, folder.saved_step) from None
     finally:
         folder.close(ok)
 
@@ -426,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
         result = train(cfg)
     except Interrupted as e:
         print(str(e), file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted before the run started; nothing was written.", file=sys.stderr)
         return 130
     except ERRORS as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
