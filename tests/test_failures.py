@@ -303,7 +303,10 @@ def test_ctrl_c_says_where_to_resume_and_exits_130(tiny_minari_root, tmp_path):
     out = tmp_path / "run"
     proc, _, _ = start_paused(tmp_path, tiny_minari_root, out, 30)  # checkpoint 20 written, row 30 too
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()  # never left paused
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert err.rstrip().splitlines()[-1] == "interrupted at step 30 (last checkpoint at step 20); resume with --resume"

@@ -47,11 +47,18 @@ def env_for(root) -> dict[str, str]:
     return {**os.environ, "MINARI_DATASETS_PATH": str(root), "IQL_THREADS": "1", "PYTHONPATH": str(REPO)}
 
 
+def default_sigint() -> None:
+    """A shell without job control starts background commands with SIGINT ignored, and Python
+    then installs no KeyboardInterrupt handler: give the child the default one back."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_paused(tmp_path: Path, root, out: Path, at: int, *extra: str) -> tuple[subprocess.Popen, Path, Path]:
     ready, go = tmp_path / f"ready-{out.name}", tmp_path / f"go-{out.name}"
     proc = subprocess.Popen(
         [sys.executable, "-c", PAUSED, str(ready), str(go), str(at), *TRAIN, "--out", str(out), *extra],
         env=env_for(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        preexec_fn=default_sigint,
     )  # fmt: skip
     deadline = time.time() + 300  # generous: the machine may be busy
     while not ready.exists():
