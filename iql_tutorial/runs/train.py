@@ -212,7 +212,7 @@ def _describe(previous: dict[str, Any]) -> str:
 COMPILE_NOTE = (
     "compiling the IQL update ({mode}: about {seconds} s, once per process); the progress bar starts counting after it"
 )
-COMPILE_SECONDS = {"compile": 30, "cuda-graph": 60}  # measured on this project's 2-core VM and an H100
+COMPILE_SECONDS = {"compile": 30, "cuda-graph": 60}  # CPU: the 20-40 s seen on a 2-core VM; GPU: an estimate
 
 
 def compile_note(mode: str) -> str | None:
