@@ -846,6 +846,7 @@ def check_output_text(dom: BeautifulSoup) -> list[str]:
         if pre is None:
             continue
         lines = [line.strip() for line in ANSI.sub("", pre.get_text()).splitlines() if line.strip()]
+        noise = []
         if "stderr" in (out.get("class") or []):
             noise = [line for line in lines if not PROGRESS_LINE.search(line)]
             if noise:
@@ -853,9 +854,8 @@ def check_output_text(dom: BeautifulSoup) -> list[str]:
                     f"stderr in an output ({len(noise)} lines that are not a progress bar): {noise[0][:100]!r}; "
                     "fix the cause, or print what the reader needs to stdout"
                 )
-                continue
         warned = [line for line in lines if WARNING_TEXT.search(line)]
-        if warned:
+        if warned and not noise:  # a warning on stderr is reported once, above
             problems.append(f"warning text in an output: {warned[0][:100]!r}; fix its cause")
         seen: dict[str, int] = {}
         for line in lines:
