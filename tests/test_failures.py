@@ -87,7 +87,7 @@ def test_resume_without_a_run_says_it_starts_one_and_a_resume_says_its_step(tiny
     # done: a short table with units, not a raw dict
     assert "{'" not in captured.out and re.search(r"^done: .* \(20 steps, \d+ s\)$", captured.out, re.M)
     assert re.search(r"^  return \(sum of rewards\) +-?\d+\.\d \+- \d+\.\d$", captured.out, re.M), captured.out
-    assert re.search(r"^  normalized score \(0 random, 100 expert\) +-?\d+\.\d", captured.out, re.M)
+    assert re.search(r"^  normalized score \(0 random, 100 reference\) +-?\d+\.\d", captured.out, re.M)
     assert train_main(["--dataset", DATA, *SMALL, "--out", str(out), "--resume"]) == 0
     assert f"resuming {out} from step 20" in capsys.readouterr().err
 

@@ -670,5 +670,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     print(result.summary())
-    print(f"train: python -m iql_tutorial.train --dataset {result.dataset_id}")
+    print(f"train: python -m iql_tutorial.runs.train --dataset {result.dataset_id}")
     return 0

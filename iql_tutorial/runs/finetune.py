@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             "score_std": "score sd",
         }  # fmt: skip
     )
-    print(f"done: {result.out}; evaluations (return: sum of rewards; score: 0 random, 100 expert):")
+    print(f"done: {result.out}; evaluations (return: sum of rewards; score: 0 random, 100 the reference policy):")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     return 0
 

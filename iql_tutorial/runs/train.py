@@ -399,7 +399,7 @@ def done_table(result: TrainResult) -> str:
         lines.append(f"last evaluation, step {int(last['step']):,}:")
         rows.append(("return (sum of rewards)", f"{last['return_mean']:.1f} +- {last['return_std']:.1f}"))
         if "score_mean" in last and pd.notna(last["score_mean"]):
-            rows.append(("normalized score (0 random, 100 expert)",
+            rows.append(("normalized score (0 random, 100 reference)",
                          f"{last['score_mean']:.1f} +- {last['score_std']:.1f}"))  # fmt: skip
     elif len(result.diag_log):
         last = result.diag_log.iloc[-1]
