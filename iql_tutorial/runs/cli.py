@@ -12,9 +12,7 @@ import dataclasses
 import re
 import types
 import typing
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -86,8 +84,3 @@ def given(ns: argparse.Namespace, cls: type) -> dict[str, Any]:
     """The fields of ``cls`` that the user passed on the command line."""
     names = {f.name for f in dataclasses.fields(cls)}
     return {k: v for k, v in vars(ns).items() if k in names}
-
-
-def replace_given(base: T, ns: argparse.Namespace) -> T:
-    """``base`` with the fields the user passed (validated by the dataclass's own checks)."""
-    return dataclasses.replace(base, **given(ns, type(base)))  # type: ignore[type-var]
