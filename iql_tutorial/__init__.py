@@ -9,11 +9,18 @@ arXiv:2110.06169. The subpackages follow the data flow:
   (networks + optimizers; ``update`` calls the step), ``plain`` (an independent reference).
 - ``speed``: the step run three ways (``runner``: eager, ``torch.compile``, CUDA graph) and
   ``bench``, the benchmark against a plain PyTorch update.
-- ``data``: transitions on the device, loading any Minari dataset, importing your own arrays.
-- ``datasets``: making this book's datasets (behaviour SAC, rollouts, recipes, mazes, Minari
-  writing); never imported by training.
+- ``data``: transitions on the device, loading any Minari dataset, importing your own arrays;
+  the book's dataset names (``catalogue``) and the Minari writer (``minari_writer``).
+- ``datasets``: making this book's datasets (behaviour SAC, rollouts, recipes, mazes) and their
+  command line (``python -m iql_tutorial.data``); never imported by training.
 - ``runs``: ``train``, ``finetune``, ``sweep``, ``evaluation``, ``checkpoint``, ``cli``.
 - ``envs``: the point mazes.
+- ``viz``: the book's figure helpers.
+
+Layers, each importing only those below it (``tests/test_layers.py`` checks them with
+import-linter, configured in ``pyproject.toml``): ``utils`` < ``envs`` < ``core`` < ``data`` <
+``speed`` < ``runs`` | ``datasets`` (neither imports the other) < ``viz``. No cycles, no private
+name used across modules; this ``__init__`` is the one place that ties layers together.
 
 Command lines: ``python -m iql_tutorial.train``, ``.finetune``, ``.results``, ``.bench``, ``.data``.
 Old module paths (``iql_tutorial.agent``, ``iql_tutorial.train``, ...) still work: see ``_moved``.
@@ -23,7 +30,11 @@ from iql_tutorial import _moved
 from iql_tutorial._version import __version__
 from iql_tutorial.core.agent import IQLAgent
 from iql_tutorial.core.config import IQLConfig
+from iql_tutorial.speed.runner import StepRunner
 
+# The agent's updates run through the speed layer's runner (eager, compiled, CUDA graph); core
+# never imports speed, so the package plugs it in here, before any agent is made.
+IQLAgent.runner_class = StepRunner
 _moved.install()
 
 __all__ = ["IQLAgent", "IQLConfig", "__version__"]

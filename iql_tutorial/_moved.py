@@ -34,6 +34,8 @@ MOVED = {
     "iql_tutorial.data.recipes": "iql_tutorial.datasets.recipes",
     "iql_tutorial.data.maze": "iql_tutorial.datasets.maze",
     "iql_tutorial.data.minari_io": "iql_tutorial.datasets.minari_io",
+    # python -m iql_tutorial.data: its command line spans data and datasets, so it lives in the upper layer
+    "iql_tutorial.data.__main__": "iql_tutorial.datasets.cli",
 }
 
 

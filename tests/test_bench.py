@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from iql_tutorial import IQLAgent, IQLConfig
-from iql_tutorial.core.step import default_inductor_options
+from iql_tutorial.data.transitions import synthetic_transitions
 from iql_tutorial.speed import threads
-from iql_tutorial.speed.bench import synthetic_transitions
+from iql_tutorial.speed.runner import default_inductor_options
 from iql_tutorial.speed.threads import ThreadPlan, decide_threads, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]

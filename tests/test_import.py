@@ -250,12 +250,12 @@ def test_a_missing_required_array_is_refused(root):
 
 
 def test_a_failure_while_writing_leaves_nothing_behind(root, monkeypatch):
-    from iql_tutorial.datasets import minari_io
+    from iql_tutorial.data import minari_writer
 
     def broken(path):
         raise OSError("disk full")
 
-    monkeypatch.setattr(minari_io, "compact_hdf5", broken)
+    monkeypatch.setattr(minari_writer, "compact_hdf5", broken)
     before = snapshot(root)
     with pytest.raises(OSError, match="disk full"):
         import_arrays(logged(), "me/test/half-v0", action_low=-2, action_high=2)

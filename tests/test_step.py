@@ -17,10 +17,10 @@ import torch
 
 from iql_tutorial import IQLAgent, IQLConfig
 from iql_tutorial.core import losses
+from iql_tutorial.core import step as step_mod
 from iql_tutorial.core.step import adam_update_, cosine_lr
 from iql_tutorial.data import Transitions
-from iql_tutorial.speed import runner as runner_mod
-from iql_tutorial.speed.bench import synthetic_transitions
+from iql_tutorial.data.transitions import synthetic_transitions
 from iql_tutorial.speed.runner import CudaGraphStep, StepRunner, resolve_mode
 
 torch.set_num_threads(1)
@@ -232,10 +232,10 @@ def test_modes_that_cannot_be_honoured_are_refused():
 
 
 def test_auto_mode_falls_back_to_eager_without_a_compiler(monkeypatch):
-    monkeypatch.setattr(runner_mod, "have_cpp_compiler", lambda: False)
+    monkeypatch.setattr(step_mod, "have_cpp_compiler", lambda: False)
     mode, note = resolve_mode("auto", "cpu")
     assert mode == "eager" and "C++ compiler" in note
-    monkeypatch.setattr(runner_mod, "have_cpp_compiler", lambda: True)
+    monkeypatch.setattr(step_mod, "have_cpp_compiler", lambda: True)
     assert resolve_mode("auto", "cpu") == ("compile", None)
     assert resolve_mode("auto", "cuda") == ("cuda-graph", None)
 

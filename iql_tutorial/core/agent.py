@@ -27,7 +27,8 @@ them to numbers only at logging intervals.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -35,7 +36,7 @@ from torch import Tensor, nn
 from iql_tutorial.core import losses
 from iql_tutorial.core.config import IQLConfig
 from iql_tutorial.core.networks import EnsembleCritic, GaussianPolicy, ValueNetwork
-from iql_tutorial.core.step import ACTION_CLIP, IQLStep, cosine_lr, cosine_lr_tensor
+from iql_tutorial.core.step import ACTION_CLIP, IQLStep, cosine_lr, cosine_lr_tensor, resolve_mode
 
 Batch = dict[str, Tensor]
 __all__ = ["ACTION_CLIP", "IQLAgent", "cosine_lr", "cosine_lr_tensor"]
@@ -77,8 +78,13 @@ class IQLAgent(nn.Module):
             of the same step: same numbers up to float rounding, the first update pays the
             compilation, tens of seconds on a CPU), ``"cuda-graph"`` (CUDA only, through
             ``train_steps``), or ``"auto"`` (the fastest this machine supports; see
-            ``iql_tutorial.speed.runner.resolve_mode``).
+            ``iql_tutorial.core.step.resolve_mode``).
     """
+
+    #: What runs the joint update in the agent's mode: ``iql_tutorial.speed.runner.StepRunner``,
+    #: plugged in by the package's ``__init__``. The speed layer wraps ``core.step``, so core
+    #: never imports it.
+    runner_class: ClassVar[Callable[..., Any] | None] = None
 
     def __init__(
         self,
@@ -109,8 +115,6 @@ class IQLAgent(nn.Module):
         self.critic_opt = _adam(list(self.critic.parameters()), config.critic_lr)
         self.value_opt = _adam(list(self.value.parameters()), config.value_lr)
         self.num_updates = 0
-        from iql_tutorial.speed.runner import resolve_mode  # the speed layer wraps core.step
-
         self.mode, self.mode_note = resolve_mode(mode, self.device, config.update_order)
         self.step = IQLStep(self) if config.update_order == "joint" else None
         self._runners: dict[str, Any] = {}  # "batch": for update(batch); "data": the last dataset's
@@ -218,13 +222,13 @@ class IQLAgent(nn.Module):
         The runner of the last dataset asked for is kept (a CUDA graph is captured once while
         training goes on on the same data), and only that one: a dataset the agent has moved
         on from is not kept alive by it."""
-        from iql_tutorial.speed.runner import StepRunner
-
+        if IQLAgent.runner_class is None:
+            raise RuntimeError("IQLAgent.runner_class is not set: import iql_tutorial (its __init__ sets it).")
         slot = "batch" if data is None else "data"
         r = self._runners.get(slot)
         if r is None or r.data is not data or r.generator is not generator:
             self._runners.pop(slot, None)  # the old runner (and its graph) goes before the new one is built
-            r = self._runners[slot] = StepRunner(self, data, generator)
+            r = self._runners[slot] = IQLAgent.runner_class(self, data, generator)
         return r
 
     def train_steps(self, data: Any, num_steps: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:

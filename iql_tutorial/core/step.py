@@ -22,21 +22,75 @@ compiles into one graph and can be captured as a CUDA graph.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+import shutil
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad
 
 from iql_tutorial.core import losses
-
-if TYPE_CHECKING:
-    from iql_tutorial.core.agent import IQLAgent
+from iql_tutorial.core.config import IQLConfig
 
 Batch = dict[str, Tensor]
 ACTION_CLIP = 1.0 - 1e-5
 TABLE_KEYS = ("obs", "actions", "rewards", "next_obs", "terminals")
+MODES = ("auto", "eager", "compile", "cuda-graph")
+
+
+class Learner(Protocol):
+    """What the step uses of its agent (:class:`iql_tutorial.core.agent.IQLAgent`, which imports
+    this module): named here so that the step does not import the agent back."""
+
+    config: IQLConfig
+    device: torch.device
+    num_updates: int
+
+    @property
+    def target_critic(self) -> nn.Module: ...
+
+    @property
+    def actor_opt(self) -> torch.optim.Optimizer: ...
+
+    def joint_losses(self, obs: Tensor, act: Tensor, rew: Tensor, next_obs: Tensor, term: Tensor) -> Any: ...
+
+    def parameters(self) -> Iterator[nn.Parameter]: ...
+
+    def buffers(self) -> Iterator[Tensor]: ...
+
+
+def have_cpp_compiler() -> bool:
+    """Whether Inductor's CPU backend can find a C++ compiler."""
+    return any(shutil.which(c) for c in ("g++", "c++", "clang++"))
+
+
+def resolve_mode(mode: str, device: torch.device | str, update_order: str = "joint") -> tuple[str, str | None]:
+    """The mode to run and a one-line note when ``"auto"`` had to settle for a slower one.
+
+    ``"auto"``: ``"cuda-graph"`` on a CUDA device, ``"compile"`` on a CPU with a C++ compiler,
+    ``"eager"`` otherwise and for the sequential update order. (The modes themselves are the
+    wrappers of :mod:`iql_tutorial.speed.runner`.)
+    """
+    device = torch.device(device)
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r} is not one of {MODES}.")
+    if mode == "auto":
+        if update_order != "joint":
+            return "eager", "update_order='sequential' runs eagerly (three backward passes by design)."
+        if device.type == "cuda":
+            return "cuda-graph", None
+        if not have_cpp_compiler():
+            return "eager", "no C++ compiler found (g++/clang++): using the eager step; install one for ~2x."
+        return "compile", None
+    if mode != "eager" and update_order != "joint":
+        raise ValueError(
+            f"mode={mode!r} runs the joint update order's step function; update_order='sequential' runs "
+            "eagerly only. Use mode='eager' (or 'auto'), or update_order='joint'."
+        )
+    if mode == "cuda-graph" and device.type != "cuda":
+        raise ValueError(f"mode='cuda-graph' needs a CUDA device, not {device}; use mode='compile' on a CPU.")
+    return mode, None
 
 
 def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
@@ -83,7 +137,7 @@ class _JointLoss(nn.Module):
     """The agent's joint losses as a module ``forward``, so ``functional_call`` can swap in
     the parameters that ``torch.func.grad`` differentiates."""
 
-    def __init__(self, agent: IQLAgent) -> None:
+    def __init__(self, agent: Learner) -> None:
         super().__init__()
         self.agent = agent
 
@@ -113,34 +167,6 @@ def _adam_state(opt: torch.optim.Optimizer, p: Tensor) -> dict[str, Tensor]:
     return state
 
 
-def default_inductor_options(device: torch.device) -> dict[str, Any]:
-    """Inductor settings for the compiled step, each measured in the performance appendix.
-
-    On a CPU: ``cpp_wrapper`` (the compiled graph's kernel calls are made from C++, not a Python
-    wrapper); single-threaded elementwise kernels (``cpp.min_chunk_size``) when the thread plan
-    applied in this process asks for them (:mod:`iql_tutorial.speed.threads`) or else when OpenMP's
-    threads sleep at once (``OMP_WAIT_POLICY=PASSIVE``, or ``GOMP_SPINCOUNT`` <= 1000): waking a
-    second thread then costs more than the kernel itself at batch 256, while with spinning threads
-    they are slower; and, for an adaptive plan, ``cpp.dynamic_threads``: the kernels ask OpenMP
-    for the thread count when they run, so they follow the plan's ``torch.set_num_threads``
-    (measured free).
-    """
-    if device.type != "cpu":
-        return {}
-    from iql_tutorial.speed import threads  # imports nothing else
-
-    options: dict[str, Any] = {"cpp_wrapper": True}
-    plan = threads.applied_plan()
-    elementwise = plan.elementwise if plan is not None else None
-    if elementwise is None:  # threads that sleep at once (PASSIVE, or a short GOMP_SPINCOUNT)
-        elementwise = "one" if threads.spin_count() <= threads.SLEEPING else "all"
-    if elementwise == "one":
-        options["cpp.min_chunk_size"] = 1 << 20
-    if plan is not None and plan.adaptive:  # kernels follow torch.set_num_threads at run time
-        options["cpp.dynamic_threads"] = True
-    return options
-
-
 class IQLStep:
     """The whole IQL update of one agent (joint order) as a pure function, and how to call it.
 
@@ -151,7 +177,7 @@ class IQLStep:
     logging, checkpoints and a later update carry on exactly.
     """
 
-    def __init__(self, agent: IQLAgent) -> None:
+    def __init__(self, agent: Learner) -> None:
         if agent.config.update_order != "joint":
             raise ValueError(
                 "The IQL step computes the joint update order; update_order='sequential' runs eagerly "
@@ -169,6 +195,9 @@ class IQLStep:
         ]
         self.counter = torch.zeros((), device=agent.device)  # the device-side update counter
         self._counter_host = -1  # its host copy: rewritten when num_updates moved elsewhere
+        # ``torch.compile`` of ``fn`` once a runner made one (``speed.runner.StepRunner``): kept
+        # with the step, so every runner of this step shares one compilation
+        self.compiled_fn: Any = None
 
     # ------------------------------------------------------------------ the pure function
     def _loss(self, trainable: dict[str, Tensor], *batch: Tensor) -> tuple[Tensor, tuple[Any, Any]]:

@@ -62,6 +62,7 @@ import gymnasium as gym
 import numpy as np
 
 from iql_tutorial.data.loader import check_continuous, datasets_path
+from iql_tutorial.utils import os_cause
 
 REQUIRED = ("observations", "actions", "rewards", "terminals")
 OPTIONAL = ("timeouts", "episode_ends", "next_observations")
@@ -449,7 +450,7 @@ def import_arrays(
     """Validate ``arrays`` (see the module docstring) and write them as Minari dataset ``dataset_id``
     under ``MINARI_DATASETS_PATH``; ``minari.load_dataset(dataset_id)`` and the package's
     ``load_dataset`` read it. Nothing is written when a check fails."""
-    from iql_tutorial.datasets.minari_io import create_compact
+    from iql_tutorial.data.minari_writer import create_compact  # h5py and Minari's writer: only now
 
     dest = _check_id(dataset_id, force)
     if (ref_min_score is None) != (ref_max_score is None):
@@ -478,7 +479,7 @@ def import_arrays(
         root.mkdir(parents=True, exist_ok=True)
         tmp_root = Path(tempfile.mkdtemp(prefix=".import-", dir=root))  # hidden: Minari's listing skips it
     except OSError as e:
-        raise _write_failed(dataset_id, root, _os_cause(e)) from None
+        raise _write_failed(dataset_id, root, os_cause(e)) from None
     old_env = os.environ.get("MINARI_DATASETS_PATH")
     created: list[Path] = []
     try:
@@ -518,7 +519,7 @@ def import_arrays(
             shutil.rmtree(d, ignore_errors=True)
         if isinstance(e, ImportWriteError):
             raise
-        raise _write_failed(dataset_id, root, _os_cause(e)) from None
+        raise _write_failed(dataset_id, root, os_cause(e)) from None
     except BaseException:
         for d in reversed(created):
             shutil.rmtree(d, ignore_errors=True)
@@ -551,12 +552,6 @@ class ImportWriteError(OSError):
         return str(self.args[0])
 
 
-def _os_cause(e: BaseException) -> str:
-    from iql_tutorial.runs.checkpoint import os_cause
-
-    return os_cause(e)
-
-
 def _write_failed(dataset_id: str, root: Path, cause: str) -> ImportWriteError:
     return ImportWriteError(
         f"cannot write dataset {dataset_id} into {root}: {cause}. Nothing was imported (a dataset already "
@@ -577,7 +572,7 @@ def _write_isolated(tmp_root: Path, dataset_id: str, root: Path, write: Any) -> 
         try:
             return Path(write())
         except OSError as e:
-            raise _write_failed(dataset_id, root, _os_cause(e)) from None
+            raise _write_failed(dataset_id, root, os_cause(e)) from None
     log, result = tmp_root / ".writer.log", tmp_root / ".writer.result"
     sys.stdout.flush()
     sys.stderr.flush()
@@ -593,7 +588,7 @@ def _write_isolated(tmp_root: Path, dataset_id: str, root: Path, write: Any) -> 
             code = 0
         except BaseException as e:
             try:
-                cause = _os_cause(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
+                cause = os_cause(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
                 result.write_text("error " + " ".join(cause.split())[:500])
             except BaseException:
                 pass
@@ -614,7 +609,7 @@ def _write_isolated(tmp_root: Path, dataset_id: str, root: Path, write: Any) -> 
     logged = log.read_text(errors="replace") if log.exists() else ""
     found = H5_ERROR.search(logged) or H5_ERROR.search(text)
     if found:  # the operating system's error behind HDF5's, e.g. errno 27 'File too large'
-        cause = _os_cause(OSError(int(found.group(1)), found.group(2)))
+        cause = os_cause(OSError(int(found.group(1)), found.group(2)))
     elif text.startswith("error "):
         cause = text[6:]
     elif os.WIFSIGNALED(status):

@@ -53,7 +53,7 @@ def check_dataset_id(dataset_id: str) -> None:
         raise ValueError(f"dataset id {dataset_id!r} is empty; give an id such as iqlbook/pendulum/medium-v0.")
     if DATASET_ID.match(dataset_id) or dataset_id in list_local_ids():
         return
-    from iql_tutorial.datasets.recipes import RECIPES, resolve  # the book's short names (failure path only)
+    from iql_tutorial.data.catalogue import RECIPES, resolve  # the book's short names (failure path only)
 
     try:
         recipe = resolve(dataset_id)
@@ -172,7 +172,7 @@ def unknown_dataset_error(dataset_id: str, cause: BaseException | None = None) -
     )
 
 
-def _flatten_obs(space: gym.Space, obs: Any) -> np.ndarray:
+def flatten_obs(space: gym.Space, obs: Any) -> np.ndarray:
     if isinstance(space, gym.spaces.Box):
         return np.asarray(obs)
     if isinstance(space, gym.spaces.Dict):
@@ -232,7 +232,7 @@ def transitions_from_minari(dataset: Any) -> Transitions:
     episodes = []
     for ep in dataset.iterate_episodes():
         d = {
-            "observations": _flatten_obs(obs_space, ep.observations),
+            "observations": flatten_obs(obs_space, ep.observations),
             "actions": np.asarray(ep.actions, dtype=np.float64).reshape(len(ep.actions), -1),
             "rewards": np.asarray(ep.rewards, dtype=np.float64),
             "terminations": np.asarray(ep.terminations),

@@ -140,3 +140,25 @@ class Transitions:
             arr = np.concatenate(parts)
             tensors[name] = torch.as_tensor(arr, dtype=torch.int64 if name == "episode_ids" else dtype)
         return Transitions(**tensors)
+
+
+def synthetic_transitions(
+    n: int,
+    device: torch.device | str,
+    seed: int = 0,
+    obs_dim: int = 17,
+    act_dim: int = 6,
+    terminal_rate: float = 0.01,
+) -> Transitions:
+    """A random table of ``n`` transitions (HalfCheetah's shapes by default), for timing and tests."""
+    g = torch.Generator().manual_seed(seed)
+    t = Transitions(
+        obs=torch.randn(n, obs_dim, generator=g),
+        actions=torch.rand(n, act_dim, generator=g) * 2 - 1,
+        rewards=torch.randn(n, generator=g),
+        next_obs=torch.randn(n, obs_dim, generator=g),
+        terminals=(torch.rand(n, generator=g) < terminal_rate).float(),
+        timeouts=torch.zeros(n),
+        episode_ids=torch.zeros(n, dtype=torch.int64),
+    )
+    return t.to(device)

@@ -40,8 +40,7 @@ from iql_tutorial.core import losses
 from iql_tutorial.core.networks import EnsembleCritic
 from iql_tutorial.data.buffer import ReplayBuffer
 from iql_tutorial.data.loader import ActionScaler
-from iql_tutorial.runs.checkpoint import load_checkpoint, save_checkpoint
-from iql_tutorial.utils import atomic_write_bytes, atomic_write_text, box
+from iql_tutorial.utils import atomic_write_bytes, atomic_write_text, box, load_checkpoint, save_checkpoint
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 LOG_2 = math.log(2.0)

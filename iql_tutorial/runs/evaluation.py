@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from iql_tutorial.core.agent import IQLAgent
-from iql_tutorial.data.loader import ActionScaler, OfflineDataset, _flatten_obs
+from iql_tutorial.data.loader import ActionScaler, OfflineDataset, flatten_obs
 
 
 def rollout_returns(
@@ -36,7 +36,7 @@ def rollout_returns(
         gen = torch.Generator(device=agent.device)
         gen.manual_seed(seed)
         while not done.all():
-            o = torch.as_tensor(_flatten_obs(obs_space, obs), dtype=torch.float32, device=agent.device)
+            o = torch.as_tensor(flatten_obs(obs_space, obs), dtype=torch.float32, device=agent.device)
             a = agent.act(o, epsilon=epsilon, generator=gen).cpu().numpy()
             obs, r, term, trunc, _ = envs.step(action_scaler.to_env(a).astype(envs.single_action_space.dtype))
             returns += np.where(done, 0.0, r)

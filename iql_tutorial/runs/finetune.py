@@ -33,7 +33,7 @@ from iql_tutorial.core.agent import IQLAgent
 from iql_tutorial.core.config import IQLConfig
 from iql_tutorial.data import OfflineDataset, load_dataset
 from iql_tutorial.data.buffer import ReplayBuffer
-from iql_tutorial.data.loader import _flatten_obs
+from iql_tutorial.data.loader import flatten_obs
 from iql_tutorial.runs.checkpoint import CsvLog, load_checkpoint
 from iql_tutorial.runs.cli import add_fields, given
 from iql_tutorial.runs.evaluation import evaluate
@@ -109,7 +109,7 @@ class FinetuneResult:
 
 def _flat(space: gym.Space, obs: Any) -> np.ndarray:
     batched = {k: np.asarray(v)[None] for k, v in obs.items()} if isinstance(obs, dict) else np.asarray(obs)[None]
-    return _flatten_obs(space, batched)[0]
+    return flatten_obs(space, batched)[0]
 
 
 def check_offline_run(cfg: FinetuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 Imported only when a sweep asks for Ray, so Ray stays an optional extra (``pip install
 iql_tutorial[ray]``). Each (dataset, policy, seed) is one task running ``sweep.sweep_run``, the
-same function the in-process loop calls, with declared resources: one GPU (and one CPU) when the
+same function the in-process loop calls (passed in by ``sweep.run_sweep``: this module does
+not import the sweep), with declared resources: one GPU (and one CPU) when the
 cluster has GPUs and the device is not ``cpu``, else one CPU (and one torch thread). The run
 folders live under ``--runs``, which every node must see (a shared filesystem: NFS, Lustre, a
 mounted bucket), so a task finds a run that an earlier task, on any node, finished (skipped) or
@@ -31,17 +32,18 @@ from typing import Any
 import pandas as pd
 import ray
 
-from iql_tutorial.runs.sweep import SweepConfig, run_tag, sweep_run
-
+Key = tuple[str, str, int]  # (dataset, policy, seed)
 MAX_RETRIES = 3  # retries of a task whose worker died (not of one that raised)
 CPUS_PER_RUN = 1
 
 
-def _task(cfg: SweepConfig, dataset: str, policy: str, seed: int) -> tuple[pd.DataFrame, dict[str, Any] | None]:
+def _task(
+    run: Callable[..., tuple[pd.DataFrame, dict[str, Any] | None]], cfg: Any, dataset: str, policy: str, seed: int
+) -> tuple[pd.DataFrame, dict[str, Any] | None]:
     import torch
 
     torch.set_num_threads(CPUS_PER_RUN)  # the CPUs Ray gave this task, as the committed sweeps ran
-    return sweep_run(cfg, dataset, policy, seed, progress=False)
+    return run(cfg, dataset, policy, seed, progress=False)
 
 
 def connect(address: str) -> bool:
@@ -53,7 +55,7 @@ def connect(address: str) -> bool:
     return True
 
 
-def resources(cfg: SweepConfig) -> dict[str, float]:
+def resources(cfg: Any) -> dict[str, float]:
     """What one run asks Ray for: a GPU when the cluster has one and the device allows it."""
     if cfg.device.startswith("cuda:"):
         raise ValueError(f"--device {cfg.device} with --ray: Ray chooses each run's GPU; use --device cuda or auto.")
@@ -64,13 +66,17 @@ def resources(cfg: SweepConfig) -> dict[str, float]:
 
 
 def run_on_ray(
-    cfg: SweepConfig,
-    keys: list[tuple[str, str, int]],
-    record: Callable[[tuple[str, str, int], pd.DataFrame, dict[str, Any] | None], None],
+    cfg: Any,
+    keys: list[Key],
+    run: Callable[..., tuple[pd.DataFrame, dict[str, Any] | None]],
+    tag: Callable[[str, str, int], str],
+    record: Callable[[Key, pd.DataFrame, dict[str, Any] | None], None],
     progress: bool = True,
 ) -> None:
-    """Run ``sweep_run`` for every key as a Ray task and pass each result to ``record`` (in the
-    driver) as it arrives. Raises the first task's error after every other task has ended."""
+    """Run ``run(cfg, *key, progress=False)`` (``sweep.sweep_run``) for every key as a Ray task
+    and pass each result to ``record`` (in the driver) as it arrives; ``cfg`` is the sweep's
+    ``SweepConfig``, ``tag(*key)`` (``sweep.run_tag``) names a task. Raises the first task's error
+    after every other task has ended."""
     # workers do not share the driver's working directory: give them absolute paths
     cfg = dataclasses.replace(cfg, runs=str(Path(cfg.runs).resolve()))
     env = {}
@@ -82,8 +88,8 @@ def run_on_ray(
         opts: dict[str, Any] = {**resources(cfg), "max_retries": MAX_RETRIES}
         if env:
             opts["runtime_env"] = {"env_vars": env}
-        pending = {task.options(**opts, name=run_tag(*key)).remote(cfg, *key): key for key in keys}
-        failed: list[tuple[tuple[str, str, int], BaseException]] = []
+        pending = {task.options(**opts, name=tag(*key)).remote(run, cfg, *key): key for key in keys}
+        failed: list[tuple[Key, BaseException]] = []
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             key = pending.pop(ready[0])
@@ -91,14 +97,14 @@ def run_on_ray(
                 log, entry = ray.get(ready[0])
             except ray.exceptions.RayError as e:
                 failed.append((key, e))
-                print(f"[ray] {run_tag(*key)} failed: {type(e).__name__}", file=sys.stderr)
+                print(f"[ray] {tag(*key)} failed: {type(e).__name__}", file=sys.stderr)
                 continue
             record(key, log, entry)
             if progress:
                 state = "trained" if entry is not None else "already finished"
-                print(f"[ray] {run_tag(*key)} {state} ({len(keys) - len(pending)}/{len(keys)})", file=sys.stderr)
+                print(f"[ray] {tag(*key)} {state} ({len(keys) - len(pending)}/{len(keys)})", file=sys.stderr)
         if failed:
-            names = ", ".join(run_tag(*key) for key, _ in failed)
+            names = ", ".join(tag(*key) for key, _ in failed)
             print(f"[ray] {len(failed)} of {len(keys)} runs failed ({names}); rerun the sweep to resume them.",
                   file=sys.stderr)  # fmt: skip
             raise failed[0][1]

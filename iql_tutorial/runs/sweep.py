@@ -63,6 +63,7 @@ need the head's token (``ray get-auth-token`` on the head; copy ``~/.ray/auth_to
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -184,9 +185,18 @@ def commit_id() -> str:
     return (head + ("+dirty" if dirty else "")) if head else "unknown"
 
 
-# The code a process runs is the code it imported: its commit is read once, at import, so a
-# long sweep does not record commits made while it was running.
-CODE_COMMIT = commit_id()
+@functools.cache
+def code_commit() -> str:
+    """``commit_id()`` read once per process, the first time a run or a sweep starts (before
+    anything trains), so a long sweep does not record commits made while it was running."""
+    return commit_id()
+
+
+def __getattr__(name: str) -> str:
+    """``CODE_COMMIT``: ``code_commit()``, no longer read at import."""
+    if name == "CODE_COMMIT":
+        return code_commit()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def cpu_name() -> str:
@@ -222,6 +232,7 @@ def sweep_run(
     out = Path(str(run.out))
     entry = None
     if not _finished(out, int(cfg.steps or 0)):
+        commit = code_commit()
         t0 = time.perf_counter()
         result = train(run, progress=progress)
         cmd = (
@@ -232,7 +243,7 @@ def sweep_run(
         )
         entry = {
             "command": cmd,
-            "commit": CODE_COMMIT,
+            "commit": commit,
             "hardware": hardware(resolve_device(cfg.device)),
             "wall_s_this_session": round(time.perf_counter() - t0, 1),
             "wall_s_total": round(result.wall_s, 1),
@@ -275,7 +286,7 @@ def check_run_folders(cfg: SweepConfig, keys: list[tuple[str, str, int]]) -> Non
     sweep's settings for it. Otherwise a one-line error names the folder and the fields that
     differ, before anything trains (a folder is never reused for other settings)."""
     from iql_tutorial.runs.folder import LOCK_NAME, differences, mismatch_message, read_run_json
-    from iql_tutorial.runs.train import _normalize_previous
+    from iql_tutorial.runs.train import normalize_previous
 
     for key in keys:
         run = cfg.run_config(*key)
@@ -294,7 +305,7 @@ def check_run_folders(cfg: SweepConfig, keys: list[tuple[str, str, int]]) -> Non
                     "choose another --runs."
                 )
             continue
-        diff = differences(_normalize_previous(read_run_json(out / "run.json")), run.identity())
+        diff = differences(normalize_previous(read_run_json(out / "run.json")), run.identity())
         if diff:
             raise ValueError(mismatch_message(out, diff, action="reuse", flag="--runs"))
 
@@ -308,6 +319,7 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> pd.DataFrame:
 
     Before any run trains, every dataset (``check_datasets``) and every run folder it would reuse
     (``check_run_folders``) is checked."""
+    code_commit()  # the commit of the code this process runs, before anything trains
     keys = sweep_keys(cfg)
     check_datasets(cfg.datasets)
     check_run_folders(cfg, keys)
@@ -335,7 +347,7 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> pd.DataFrame:
     else:
         from iql_tutorial.runs.ray_sweep import run_on_ray  # Ray is imported only here
 
-        run_on_ray(cfg, keys, record, progress=progress)
+        run_on_ray(cfg, keys, sweep_run, run_tag, record, progress=progress)
     return pd.concat([done[k] for k in keys], ignore_index=True)
 
 
@@ -366,6 +378,7 @@ def run_finetune_sweep(
     gather the curves into ``<results>/<name>-finetune.csv``: step 0 is the offline policy."""
     from iql_tutorial.runs.finetune import FinetuneConfig, finetune
 
+    commit = code_commit()  # before anything trains
     results_dir, runs_dir = Path(results_dir), Path(runs_dir)
     meta_path = results_dir / f"{name}-finetune.json"
     meta = read_run_json(meta_path) if meta_path.exists() else {"runs": {}}
@@ -400,7 +413,7 @@ def run_finetune_sweep(
                 meta["runs"][out.name] = {
                     "command": f"python -m iql_tutorial.finetune --offline-run {offline} --online-steps {online_steps} "
                     f"--seed {seed} --eval-every {eval_every} --eval-episodes {eval_episodes} --out {out}",
-                    "commit": CODE_COMMIT,
+                    "commit": commit,
                     "hardware": hardware(torch.device("cpu")),
                     "wall_s_this_session": round(time.perf_counter() - t0, 1),
                 }

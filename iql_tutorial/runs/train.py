@@ -194,7 +194,7 @@ class TrainResult:
     validation: Transitions | None = None  # the held-out episodes (None: val_fraction = 0)
 
 
-def _normalize_previous(previous: dict[str, Any]) -> dict[str, Any]:
+def normalize_previous(previous: dict[str, Any]) -> dict[str, Any]:
     """An older run.json brought up to date, so that resuming it compares like with like."""
     if isinstance(previous.get("iql"), dict):  # fields added since that run keep their defaults
         try:
@@ -245,7 +245,7 @@ def _train(cfg: TrainConfig, folder: RunFolder, dataset: OfflineDataset | None, 
     assert cfg.steps is not None
     out = folder.path
     iql = cfg.iql_config()
-    ckpt = folder.resume_or_start(cfg.identity(), cfg.resume, _normalize_previous, _describe, progress)
+    ckpt = folder.resume_or_start(cfg.identity(), cfg.resume, normalize_previous, _describe, progress)
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     if dataset is None:

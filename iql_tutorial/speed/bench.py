@@ -51,33 +51,11 @@ from typing import IO, Any
 
 import torch
 
-from iql_tutorial.data import Transitions
+from iql_tutorial.data.transitions import synthetic_transitions
 from iql_tutorial.speed.threads import machine_busy
 
 OBS, ACT, HIDDEN, BATCH, CRITICS = 17, 6, 256, 256, 2
 TAG = "@@bench "  # the workers' protocol lines on stdout start with this
-
-
-def synthetic_transitions(
-    n: int,
-    device: torch.device | str,
-    seed: int = 0,
-    obs_dim: int = OBS,
-    act_dim: int = ACT,
-    terminal_rate: float = 0.01,
-) -> Transitions:
-    """A random table of ``n`` transitions (HalfCheetah's shapes by default), for timing and tests."""
-    g = torch.Generator().manual_seed(seed)
-    t = Transitions(
-        obs=torch.randn(n, obs_dim, generator=g),
-        actions=torch.rand(n, act_dim, generator=g) * 2 - 1,
-        rewards=torch.randn(n, generator=g),
-        next_obs=torch.randn(n, obs_dim, generator=g),
-        terminals=(torch.rand(n, generator=g) < terminal_rate).float(),
-        timeouts=torch.zeros(n),
-        episode_ids=torch.zeros(n, dtype=torch.int64),
-    )
-    return t.to(device)
 
 
 def flops_per_update(
@@ -138,7 +116,8 @@ def _openmp_env() -> dict[str, str]:
 
 def _make_contender(kind: str, shapes: Shapes, device: str, mode: str) -> tuple[Callable[[int], object], dict]:
     """The contender's ``run(n)`` (n updates) and what it reports about itself."""
-    from iql_tutorial import IQLAgent, IQLConfig
+    from iql_tutorial.core.agent import IQLAgent
+    from iql_tutorial.core.config import IQLConfig
     from iql_tutorial.core.plain import PlainIQL
 
     dev = torch.device(device)
@@ -169,7 +148,7 @@ def _make_contender(kind: str, shapes: Shapes, device: str, mode: str) -> tuple[
     runner = agent.runner(data, torch.Generator(device=dev).manual_seed(1))
     info["mode"] = agent.mode
     if agent.mode == "compile":
-        from iql_tutorial.core.step import default_inductor_options
+        from iql_tutorial.speed.runner import default_inductor_options
 
         info["inductor"] = repr(default_inductor_options(dev))
     return runner.run, info

@@ -7,57 +7,53 @@
 - ``"cuda-graph"``: the compiled function, with the batch indices drawn inside it, captured once
   as a CUDA graph and replayed: one launch per update instead of a few hundred. Needs CUDA.
 
-``resolve_mode("auto", ...)`` picks the fastest the machine supports and says why when it falls
-back. A mode the update order cannot honour (the sequential order has three backward passes by
-design and runs eagerly) is refused with an error, never silently ignored.
+``resolve_mode("auto", ...)`` (in ``core.step``: the agent calls it) picks the fastest the machine
+supports and says why when it falls back. A mode the update order cannot honour (the sequential
+order has three backward passes by design and runs eagerly) is refused with an error, never
+silently ignored.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from iql_tutorial.core.step import IQLStep, default_inductor_options
+from iql_tutorial.core.step import MODES, IQLStep, have_cpp_compiler, resolve_mode
 from iql_tutorial.speed import threads
 
-MODES = ("auto", "eager", "compile", "cuda-graph")
+__all__ = ["MODES", "CudaGraphStep", "StepRunner", "TorchCudaGraph", "compiled", "default_inductor_options",
+           "have_cpp_compiler", "resolve_mode"]  # fmt: skip
+
 ADAPT_CHUNK = 10  # updates between two looks at the machine's load (an adaptive thread plan)
 
 
-def have_cpp_compiler() -> bool:
-    """Whether Inductor's CPU backend can find a C++ compiler."""
-    return any(shutil.which(c) for c in ("g++", "c++", "clang++"))
+def default_inductor_options(device: torch.device) -> dict[str, Any]:
+    """Inductor settings for the compiled step, each measured in the performance appendix.
 
-
-def resolve_mode(mode: str, device: torch.device | str, update_order: str = "joint") -> tuple[str, str | None]:
-    """The mode to run and a one-line note when ``"auto"`` had to settle for a slower one.
-
-    ``"auto"``: ``"cuda-graph"`` on a CUDA device, ``"compile"`` on a CPU with a C++ compiler,
-    ``"eager"`` otherwise and for the sequential update order.
+    On a CPU: ``cpp_wrapper`` (the compiled graph's kernel calls are made from C++, not a Python
+    wrapper); single-threaded elementwise kernels (``cpp.min_chunk_size``) when the thread plan
+    applied in this process asks for them (:mod:`iql_tutorial.speed.threads`) or else when OpenMP's
+    threads sleep at once (``OMP_WAIT_POLICY=PASSIVE``, or ``GOMP_SPINCOUNT`` <= 1000): waking a
+    second thread then costs more than the kernel itself at batch 256, while with spinning threads
+    they are slower; and, for an adaptive plan, ``cpp.dynamic_threads``: the kernels ask OpenMP
+    for the thread count when they run, so they follow the plan's ``torch.set_num_threads``
+    (measured free).
     """
-    device = torch.device(device)
-    if mode not in MODES:
-        raise ValueError(f"mode={mode!r} is not one of {MODES}.")
-    if mode == "auto":
-        if update_order != "joint":
-            return "eager", "update_order='sequential' runs eagerly (three backward passes by design)."
-        if device.type == "cuda":
-            return "cuda-graph", None
-        if not have_cpp_compiler():
-            return "eager", "no C++ compiler found (g++/clang++): using the eager step; install one for ~2x."
-        return "compile", None
-    if mode != "eager" and update_order != "joint":
-        raise ValueError(
-            f"mode={mode!r} runs the joint update order's step function; update_order='sequential' runs "
-            "eagerly only. Use mode='eager' (or 'auto'), or update_order='joint'."
-        )
-    if mode == "cuda-graph" and device.type != "cuda":
-        raise ValueError(f"mode='cuda-graph' needs a CUDA device, not {device}; use mode='compile' on a CPU.")
-    return mode, None
+    if device.type != "cpu":
+        return {}
+    options: dict[str, Any] = {"cpp_wrapper": True}
+    plan = threads.applied_plan()
+    elementwise = plan.elementwise if plan is not None else None
+    if elementwise is None:  # threads that sleep at once (PASSIVE, or a short GOMP_SPINCOUNT)
+        elementwise = "one" if threads.spin_count() <= threads.SLEEPING else "all"
+    if elementwise == "one":
+        options["cpp.min_chunk_size"] = 1 << 20
+    if plan is not None and plan.adaptive:  # kernels follow torch.set_num_threads at run time
+        options["cpp.dynamic_threads"] = True
+    return options
 
 
 def compiled(step: IQLStep, options: dict[str, Any] | None = None) -> Callable[..., dict[str, Tensor]]:
@@ -180,10 +176,9 @@ class StepRunner:
         if self.mode == "eager":
             self.fn: Callable[..., dict[str, Tensor]] = step.fn
         else:
-            cache = getattr(step, "_compiled", None)
-            if cache is None:
-                cache = step._compiled = compiled(step)
-            self.fn = cache
+            if step.compiled_fn is None:
+                step.compiled_fn = compiled(step)
+            self.fn = step.compiled_fn
         self.graph: CudaGraphStep | None = None
         if self.mode == "cuda-graph" and data is not None:
             self.graph = CudaGraphStep(step, self.fn, data, backend)
