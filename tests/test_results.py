@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -77,3 +78,17 @@ def test_finetune_sweep_continues_the_offline_runs(tiny_minari, tmp_path):
     frame = run_finetune_sweep(offline_steps=20, online_steps=30, eval_every=15, **kw)
     assert list(frame["step"]) == [0, 15, 30]
     assert (tmp_path / "results" / "f-finetune.json").exists()
+
+
+def test_the_commit_is_read_when_a_run_starts_not_at_import():
+    code = """
+import subprocess, sys
+calls = []
+real = subprocess.run
+subprocess.run = lambda args, *a, **kw: calls.append(args[0]) or real(args, *a, **kw)
+import iql_tutorial.runs.sweep as sweep
+assert calls == [], calls
+first = sweep.code_commit()
+assert calls == ["git", "git"] and first and sweep.code_commit() == first == sweep.CODE_COMMIT, calls
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
