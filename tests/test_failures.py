@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -336,50 +337,61 @@ def test_data_import_past_the_file_size_limit_never_crashes_and_leaves_nothing(t
     assert after == before  # the dataset --force would have replaced is intact
 
 
-def unprivileged() -> tuple[int, int]:
-    """(uid, gid) of 'nobody', to run a child that a read-only folder really stops (root ignores
-    permissions); skips, saying why, where there is no such user or we cannot switch to it."""
+def without_permission_override() -> tuple[list[str], Any]:
+    """How to start a child that a read-only folder really stops: as is when not root; as root
+    without the capabilities that let root ignore file permissions (``setpriv`` drops
+    CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the bounding set); else as 'nobody'. Returns the
+    command prefix and a ``preexec_fn`` (or None); skips, saying why, when none of these can run."""
     if os.geteuid() != 0:
-        return os.getuid(), os.getgid()  # not root: permissions already apply
+        return [], None
+    setpriv = shutil.which("setpriv")
+    if setpriv:
+        return [setpriv, "--bounding-set", "-dac_override,-dac_read_search"], None
     try:
         user = pwd.getpwnam("nobody")
     except KeyError:
-        pytest.skip("running as root and there is no user 'nobody' to run the child as, so a read-only folder "
-                    "would not stop it")  # fmt: skip
-    return user.pw_uid, user.pw_gid
+        pytest.skip("running as root without setpriv and without a user 'nobody', so a read-only folder "
+                    "would not stop the child")  # fmt: skip
+
+    def as_nobody() -> None:
+        os.setgid(user.pw_gid)
+        os.setuid(user.pw_uid)
+
+    return [], as_nobody
 
 
 def test_a_read_only_folder_is_one_line_for_train_and_import(tmp_path):
-    uid, gid = unprivileged()
+    prefix, preexec = without_permission_override()
     base = Path(tempfile.mkdtemp(prefix="iql-ro-", dir="/tmp"))  # readable by the child, unlike tmp_path
     try:
         os.chmod(base, 0o755)
         readonly, home = base / "readonly", base / "home"
         readonly.mkdir(mode=0o555)
-        home.mkdir()
-        os.chown(home, uid, gid)
+        home.mkdir(mode=0o777)
         rng = np.random.default_rng(0)
         np.savez(base / "logs.npz", observations=rng.normal(size=(20, 2)), actions=rng.uniform(-1, 1, (20, 1)),
                  rewards=rng.normal(size=20), terminals=np.zeros(20), timeouts=np.arange(20) % 10 == 9)  # fmt: skip
         os.chmod(base / "logs.npz", 0o644)
-        for p in [REPO, REPO / "iql_tutorial", Path(sys.executable).parent]:
-            if not os.access(p, os.R_OK | os.X_OK) or not p.stat().st_mode & 0o005:
-                pytest.skip(f"{p} is not readable by other users, so the unprivileged child cannot run the package")
-
-        def as_user() -> None:
-            os.setgid(gid)
-            os.setuid(uid)
+        # the interpreter itself may live where 'nobody' cannot reach (pyenv under /root)
+        try:
+            probe = subprocess.run([*prefix, sys.executable, "-c", "import iql_tutorial"], capture_output=True,
+                                   cwd=REPO, timeout=120, preexec_fn=preexec)  # fmt: skip
+        except PermissionError as e:
+            pytest.skip(f"the unprivileged child cannot run this Python ({e}), so the read-only case cannot run here")
+        if probe.returncode != 0:
+            pytest.skip("the unprivileged child cannot import the package with this Python, so the read-only case "
+                        f"cannot run here: {probe.stderr.decode().strip().splitlines()[-1:]}")  # fmt: skip
 
         env = {**os.environ, "HOME": str(home), "MINARI_DATASETS_PATH": str(readonly), "IQL_THREADS": "1"}
         out = readonly / "runs" / "x"
-        r = subprocess.run([sys.executable, "-m", "iql_tutorial.train", *TRAIN, "--out", str(out)], env=env,
-                           capture_output=True, text=True, cwd=REPO, timeout=300, preexec_fn=as_user)  # fmt: skip
+        r = subprocess.run([*prefix, sys.executable, "-m", "iql_tutorial.train", *TRAIN, "--out", str(out)], env=env,
+                           capture_output=True, text=True, cwd=REPO, timeout=300, preexec_fn=preexec)  # fmt: skip
         assert r.returncode == 2, r.stderr
         line = one_error_line(r.stderr)
         assert line.startswith(f"error: cannot create the run folder {out}: Permission denied; choose a folder")
-        r = subprocess.run([sys.executable, "-m", "iql_tutorial.data", "import", str(base / "logs.npz"), "--id",
+        r = subprocess.run([*prefix, sys.executable, "-m", "iql_tutorial.data", "import", str(base / "logs.npz"), "--id",
                             "me/task/kind-v0", "--action-low", "-1", "--action-high", "1"], env=env,
-                           capture_output=True, text=True, cwd=REPO, timeout=300, preexec_fn=as_user)  # fmt: skip
+                           capture_output=True, text=True, cwd=REPO, timeout=300, preexec_fn=preexec)  # fmt: skip
         assert r.returncode == 2, r.stderr
         line = one_error_line(r.stderr)
         assert line.startswith(f"error: cannot write dataset me/task/kind-v0 into {readonly}: Permission denied")
