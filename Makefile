@@ -61,7 +61,8 @@ test: setup
 	$(MAKE) quick-book
 
 # The quick-mode book, each chapter executed once:
-# 1. book/, _toc.yml, _static and _config.yml copied into $(QUICK)/src, the config with
+# 1. book/, _toc.yml, _static and _config.yml copied into $(QUICK)/src (data/ linked: chapters read
+#    ../data/results), the config with
 #    execute_notebooks: off (the committed notebooks are never written to). $(QUICK) is not under
 #    _build/ because nbmake collects no notebook with a `_build` folder in its path; it ignores
 #    itself (its own .gitignore);
@@ -75,6 +76,7 @@ NBMAKE_TIMEOUT ?= 1800
 quick-book: setup
 	rm -rf $(QUICK) && mkdir -p $(QUICK)/src && echo '*' > $(QUICK)/.gitignore
 	cp -R book _static _toc.yml $(QUICK)/src/
+	ln -s $(CURDIR)/data $(QUICK)/src/data
 	$(PY) -c 'import sys, yaml; c = yaml.safe_load(open("_config.yml")); c["execute"]["execute_notebooks"] = "off"; \
 		yaml.safe_dump(c, open(sys.argv[1], "w"), sort_keys=False)' $(QUICK)/src/_config.yml
 	IQL_QUICK=1 $(BOOK_ENV) $(PY) -m pytest -q -p no:cacheprovider --nbmake --overwrite \

@@ -45,6 +45,13 @@ def progress_interval() -> float:
     return 0.5 if sys.stderr.isatty() or "ipykernel" in sys.modules else 5.0
 
 
+def live_status() -> bool:
+    """False with ``IQL_PROGRESS=final`` (the rendered book): status lines that only matter while a
+    run is going (the thread plan, "compiling ...") are then left out, as the bars' refreshes are;
+    the run folder's ``threads.txt`` keeps the thread plan either way."""
+    return os.environ.get("IQL_PROGRESS", "") != "final"
+
+
 def progress_bar(total: int, initial: int, desc: str, unit: str, enabled: bool = True) -> tqdm:
     """The training loops' tqdm bar.
 

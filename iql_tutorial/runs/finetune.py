@@ -42,6 +42,7 @@ from iql_tutorial.runs.train import ERRORS, EVAL_COLUMNS, TRAIN_COLUMNS, compile
 from iql_tutorial.speed.runner import MODES
 from iql_tutorial.speed.threads import decide_threads
 from iql_tutorial.utils import (
+    live_status,
     progress_bar,
     resolve_device,
     rng_state,
@@ -254,7 +255,7 @@ def _finetune(
         saved_at = at
 
     compiling = compile_note(agent.mode) if env_step < cfg.online_steps else None
-    if progress and compiling:
+    if progress and compiling and live_status():
         print(compiling, file=sys.stderr)
     folder.progress_step = env_step
     try:

@@ -45,6 +45,7 @@ from iql_tutorial.runs.folder import Interrupted, RunFolder, RunFolderBusy, one_
 from iql_tutorial.speed.runner import MODES, StepRunner
 from iql_tutorial.speed.threads import decide_threads, reexec_with
 from iql_tutorial.utils import (
+    live_status,
     progress_bar,
     resolve_device,
     rng_state,
@@ -273,7 +274,7 @@ def _train(cfg: TrainConfig, folder: RunFolder, dataset: OfflineDataset | None, 
     agent = IQLAgent(dataset.obs_dim, dataset.act_dim, iql, device, mode=cfg.mode)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    if progress:
+    if progress and live_status():
         print(plan.describe(), file=sys.stderr)
     if progress and agent.mode_note:
         print(f"note: {agent.mode_note}", file=sys.stderr)
@@ -294,7 +295,7 @@ def _train(cfg: TrainConfig, folder: RunFolder, dataset: OfflineDataset | None, 
     # how each session of this run used the CPU (not its identity)
     folder.append_text("threads.txt", f"step {start}: mode {agent.mode}; {plan.describe()}\n")
     compiling = compile_note(agent.mode) if start < cfg.steps else None
-    if progress and compiling:
+    if progress and compiling and live_status():
         print(compiling, file=sys.stderr)
 
     t0 = time.perf_counter() - wall_offset

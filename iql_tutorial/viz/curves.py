@@ -103,7 +103,7 @@ def training_losses(results: Mapping[tuple[str, str], Any]) -> Figure:
         ax.set(yscale="log", ylabel="loss")
     axes[1, 0].set_ylabel("loss")
     axes[1, 1].set_ylabel("V (normalized reward units)")
-    axes[1, 1].legend(fontsize=8)
+    axes[1, 1].legend(fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -165,7 +165,7 @@ def priorities(
         scale = np.full(len(draws), len(priority) / len(draws))
         ax.hist(priority[draws], bins=bins, histtype="step", lw=2, label=label, weights=scale)
     ax.set(xscale="log", xlabel="priority = sqrt(critic loss)", ylabel="transitions")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     sc = axes[1].scatter(theta, theta_dot, c=priority, s=2, cmap="magma", norm=LogNorm())
     fig.colorbar(sc, ax=axes[1], label="priority")
     axes[1].set(xlabel=r"angle $\theta$ (rad, 0 = upright)", ylabel=r"$\dot\theta$ (rad/s)")

@@ -69,7 +69,7 @@ def ch01_max_target(
     _data_histogram(ax, actions, "C0")
     ax.set(xlabel="action $a$", ylabel="reward / Q-value", title="One regression: accurate in the data only")
     ax.set_ylim(-5, 3.5)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="lower right", fontsize=9)
     ax = axes[1]
     n = len(curves_max)
     for k, color in zip([0, n // 4, n // 2, n - 1], ["C1", "C2", "C4", "C3"], strict=True):
@@ -77,7 +77,7 @@ def ch01_max_target(
     ax.plot(a_grid, q_star, "k--", lw=1.5, label=r"true $Q^*(a)$")
     ax.axvspan(best_in_data, 1.0, color="C3", alpha=0.06)
     ax.set(xlabel="action $a$", ylabel="Q-value", title="Max target (Eq. 1) over iterations")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     return fig
 
 
@@ -107,14 +107,14 @@ def ch01_targets(
         ylabel="value of the state",
         title="Estimated value of the state during training",
     )
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax = axes[1]
     for curve, color, label in final_critics:
         ax.plot(a_grid, curve, color=color, lw=2, label=label)
     ax.axvspan(best_in_data, 1.0, color="C3", alpha=0.06, label="no data here")
     _data_histogram(ax, actions, "gray")
     ax.set(xlabel="action $a$", ylabel="Q-value", title=f"Final critics after {len(iterations)} iterations")
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.12, 0.5))
+    ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.12, 0.5))
     return fig
 
 
@@ -160,7 +160,7 @@ def ch02_expectiles(
         ax.axvline(q, color=c, lw=1.2, ls=":")
     ax.plot([], [], color="gray", ls=":", label="quantile, same $\\tau$")
     ax.set(xlabel="$x$", ylabel="density", title="Expectiles (solid) of a skewed $X$")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     ax = axes[1]
     ax.plot(tau_fine, expectile_fine, color="C2", lw=2, label="expectile (bisection)")
     ax.plot(taus, expectile_gd, "o", color="C2", mfc="none", ms=7, label="expectile (gradient)")
@@ -168,7 +168,7 @@ def ch02_expectiles(
     ax.axhline(x.mean(), color="k", lw=1, ls=":", label="mean")
     ax.axhline(x.max(), color="C3", lw=1, ls=":", label="largest sample")
     ax.set(xlabel=r"$\tau$", ylabel=r"$m_\tau$", title=r"Expectiles and quantiles against $\tau$")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     return fig
 
 
@@ -230,11 +230,11 @@ def ch02_training(
         axes[0].plot(steps, v_start[:, e], lw=2, label=rf"$\tau = {tau:.1f}$")
     axes[0].axhline(v_star_start, color="k", ls=":", label=r"optimal $V^*$")
     axes[0].set(xlabel="gradient steps", ylabel=r"$V_\psi$(start)", title="Value of the start state")
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=9)
     axes[1].plot(steps, loss_v, label="value loss $L_V$")
     axes[1].plot(steps, loss_q, label="critic loss $L_Q$")
     axes[1].set(xlabel="gradient steps", ylabel="loss (one batch, summed)", yscale="log", title="Training losses")
-    axes[1].legend(fontsize=8)
+    axes[1].legend(fontsize=9)
     return fig
 
 
@@ -253,7 +253,7 @@ def ch03_truncation(mean_reward: np.ndarray, return_to_go: np.ndarray, steady: f
         ylabel="discounted return-to-go",
         title=r"Truncation is not an end ($\gamma = 0.99$)",
     )
-    ax[1].legend(fontsize=8)
+    ax[1].legend(fontsize=9)
     return fig
 
 
@@ -270,7 +270,7 @@ def ch03_timing(ns: Sequence[int], ms: dict[tuple[int, str], list[float]], width
         ax.set_xticks(xpos, [f"N = {n}" for n in ns])
         ax.set_ylim(0, 1.25 * max(max(lo), max(ba)))
         ax.set(ylabel="ms per forward + backward", title=f"hidden {wd}x{wd}, batch 256, 1 thread")
-        ax.legend(fontsize=8, loc="upper left")
+        ax.legend(fontsize=9, loc="upper left")
     return fig
 
 
@@ -294,7 +294,7 @@ def ch03_min_bias(
     ax[0].plot(grid, critics.min(0), "C3", lw=2.5, label=f"min of the {len(critics)}")
     ax[0].scatter(a_data, y_data, s=16, c="k", zorder=3, label="targets of critic 1")
     ax[0].set(xlabel="action a", ylabel="Q(a)", title="Critics fitted to 12 noisy samples", ylim=(-2.5, 2.5))
-    ax[0].legend(fontsize=8, loc="lower center")
+    ax[0].legend(fontsize=9, loc="lower center")
     for setting, style in (("shared data", "-o"), ("independent errors", "-s")):
         d = bias[bias.setting == setting]
         ax[1].plot(d.N, d["greedy bias"], style, color="C3", label=f"greedy, {setting}")
@@ -306,7 +306,7 @@ def ch03_min_bias(
         title="Bias of the min over N replicas",
         xticks=sorted(set(bias.N)),
     )
-    ax[1].legend(fontsize=8, loc="lower left")
+    ax[1].legend(fontsize=9, loc="lower left")
     return fig
 
 
@@ -322,15 +322,15 @@ def ch03_polyak(
     for (tau_t, period), out in followed.items():
         ax[0].plot(t_ax, out, label=rf"$\tau$ = {tau_t}, every {period}")
     ax[0].set(xlabel="gradient steps", ylabel="parameter", title="A made-up source")
-    ax[0].legend(fontsize=8)
+    ax[0].legend(fontsize=9)
     ax[1].plot(trace.step, trace["w"], label="critic")
     ax[1].plot(trace.step, trace["w target"], label="target")
     ax[1].set(xlabel="gradient steps", ylabel="weight value", title="One weight of critic 1")
-    ax[1].legend(fontsize=8)
+    ax[1].legend(fontsize=9)
     ax[2].plot(trace.step, trace["Q"], label="critic 1")
     ax[2].plot(trace.step, trace["Q target"], label="target")
     ax[2].set(xlabel="gradient steps", ylabel="mean Q, fixed batch", title="Mean Q of critic 1")
-    ax[2].legend(fontsize=8)
+    ax[2].legend(fontsize=9)
     return fig
 
 
@@ -356,13 +356,13 @@ def ch04_weights(
         ylabel=r"weight $\min(e^{\beta A}, 100)$",
         title="AWR weights",
     )
-    ax[0].legend(fontsize=8)
+    ax[0].legend(fontsize=9)
     for b, density in targets:
         label = r"$\beta$ = 0: $\pi_\beta$" if b == 0 else rf"$\beta$ = {b:g}"
         ax[1].plot(a_axis, density, lw=2.5 if b == 0 else 1.5, label=label)
     ax[1].plot(a_axis, advantage, "k:", label="advantage A(a)")
     ax[1].set(xlabel="action a", ylabel="density", title=r"$\pi^* \propto \pi_\beta\, \min(e^{\beta A}, 100)$")
-    ax[1].legend(fontsize=8)
+    ax[1].legend(fontsize=9)
     return fig
 
 
@@ -418,7 +418,7 @@ def ch04_policies(
         for k, path in enumerate(paths):
             ax.plot(path[:, 0], path[:, 1], color="C3", lw=1.5, alpha=0.8, label="rollouts" if k == 0 else None)
         ax.set_title(f"{name}\n{successes}/{len(paths)} rollouts reach the goal")
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=9, loc="lower right")
     return fig
 
 
