@@ -35,6 +35,7 @@ from iql_tutorial.utils import atomic_write_text
 
 LOCK_NAME = "run.lock"
 EMPTY_LOCK_GRACE_S = 30.0  # an empty lock file younger than this is being written by its taker
+TAKEOVER_GRACE_S = 10.0  # a take-over mutex older than this was left by a taker that died
 
 
 class RunFolderBusy(RuntimeError):
@@ -143,7 +144,7 @@ class RunLock:
         """Take the lock; returns a note when a stale lock was taken over. Raises
         ``RunFolderBusy`` (one line, naming the holder) if another process holds it."""
         note = None
-        for _ in range(10):
+        for _ in range(500):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
             except FileExistsError:
@@ -174,25 +175,32 @@ class RunLock:
                     f"{self.folder} is in use by {who}: one process writes into a run folder at a time. Wait "
                     f"for it to finish, or choose another --out; if that process is gone, delete {self.path}."
                 )
-            # take the stale lock over: move it aside (only one taker's rename succeeds), check
-            # that what moved is the stale lock and not a fresh one taken meanwhile
-            aside = self.path.with_name(f"{LOCK_NAME}.stale-{self.token[:12]}")
+            # take the stale lock over. Only the holder of the take-over mutex (a second file created
+            # with O_EXCL) may remove a lock, and only after reading it again under the mutex: so a
+            # fresh lock taken meanwhile is never removed, and exactly one taker's O_EXCL succeeds
+            mutex = self.path.with_name(f"{LOCK_NAME}.takeover")
             try:
-                os.rename(self.path, aside)
-            except FileNotFoundError:
-                continue
-            try:
-                moved = self._read(aside)
-            except FileNotFoundError:
-                continue
-            if moved != holder:  # someone took it meanwhile: put theirs back
+                os.close(os.open(mutex, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            except FileExistsError:
                 try:
-                    os.link(aside, self.path)
-                except OSError:
+                    if time.time() - mutex.stat().st_mtime > TAKEOVER_GRACE_S:
+                        mutex.unlink(missing_ok=True)  # left by a taker that died holding it
+                except FileNotFoundError:
                     pass
-                aside.unlink(missing_ok=True)
+                time.sleep(0.02)
                 continue
-            aside.unlink(missing_ok=True)
+            except OSError as e:
+                raise WriteError(f"cannot create the run folder's lock {mutex}: {os_cause(e)}") from None
+            try:
+                try:
+                    again = self._read(self.path)
+                except FileNotFoundError:
+                    continue
+                if again != holder or self._stale(again) is None:
+                    continue  # not the stale lock any more: read it again from the top
+                self.path.unlink(missing_ok=True)
+            finally:
+                mutex.unlink(missing_ok=True)
             was = describe_holder(holder) if holder else "nobody"
             note = f"took over the stale lock of {self.folder} ({why}; it was held by {was})"
         raise RunFolderBusy(f"could not take the lock {self.path}: other processes keep taking it; try again.")

@@ -308,7 +308,9 @@ def _train(cfg: TrainConfig, folder: RunFolder, dataset: OfflineDataset | None, 
     except KeyboardInterrupt:
         bar.close()
         raise Interrupted(out, folder.progress_step, folder.saved_step) from None
-    bar.close()
+    finally:
+        # the bar ends its line before any message that follows (an error's one line included)
+        bar.close()
 
     return TrainResult(out, agent, dataset, train_log.frame(), eval_log.frame(), time.perf_counter() - t0,
                        diag_log.frame(), val_data)  # fmt: skip
