@@ -6,9 +6,10 @@ import math
 import pytest
 import torch
 
-from iql_tutorial import IQLAgent, IQLConfig, losses
-from iql_tutorial.agent import cosine_lr
-from iql_tutorial.plain import PlainIQL
+from iql_tutorial import IQLAgent, IQLConfig
+from iql_tutorial.core import losses
+from iql_tutorial.core.plain import PlainIQL
+from iql_tutorial.core.update import cosine_lr
 
 OBS, ACT = 5, 3
 
@@ -176,10 +177,10 @@ def test_act_mode_and_epsilon_greedy():
 
 
 def test_cosine_actor_lr_schedule():
-    assert cosine_lr(1.0, 0, 100) == 1.0
-    assert cosine_lr(1.0, 50, 100) == pytest.approx(0.5)
-    assert cosine_lr(1.0, 100, 100) == pytest.approx(0.0)
-    assert cosine_lr(1.0, 150, 100) == pytest.approx(0.0)
+    assert float(cosine_lr(1.0, 0, 100)) == 1.0
+    assert float(cosine_lr(1.0, 50, 100)) == pytest.approx(0.5)
+    assert float(cosine_lr(1.0, 100, 100)) == pytest.approx(0.0)
+    assert float(cosine_lr(1.0, 150, 100)) == pytest.approx(0.0)
     agent = IQLAgent(OBS, ACT, IQLConfig(hidden_dims=(8, 8), total_steps=4))
     gen = torch.Generator().manual_seed(0)
     lrs = []

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from iql_tutorial import IQLAgent, IQLConfig
-from iql_tutorial.core.step import IQLStep
 from iql_tutorial.data import Transitions, load_dataset
 from iql_tutorial.data.importer import import_arrays
 from iql_tutorial.runs.diagnostics import DIAG_COLUMNS, held_out_episodes, offline_diagnostics, split_episodes
 from iql_tutorial.runs.train import TrainConfig, train
+from iql_tutorial.speed.runner import StepRunner
 
 torch.set_num_threads(1)
 NO_ENV_ID = "me/random/noenv-v0"
@@ -156,13 +156,13 @@ def test_training_without_an_environment_logs_diagnostics_and_no_scores(no_env_r
 
 def test_training_uses_only_the_training_episodes(no_env_root, tmp_path, monkeypatch):
     seen = []
-    original = IQLStep.run_sampled
+    original = StepRunner.run_sampled
 
-    def spy(self, data, *args, **kwargs):
-        seen.append(set(data.episode_ids.tolist()))
-        return original(self, data, *args, **kwargs)
+    def spy(self, num_steps):
+        seen.append(set(self.data.episode_ids.tolist()))
+        return original(self, num_steps)
 
-    monkeypatch.setattr(IQLStep, "run_sampled", spy)
+    monkeypatch.setattr(StepRunner, "run_sampled", spy)
     result = train(small(tmp_path / "run", steps=10), progress=False)
     held = set(result.validation.episode_ids.tolist())
     assert seen and all(s.isdisjoint(held) and len(s) == 4 for s in seen)
@@ -177,20 +177,20 @@ def test_val_fraction_zero_trains_on_everything_and_writes_no_diagnostics(no_env
 
 def test_resume_needs_the_same_val_fraction_and_continues_the_diagnostics_exactly(no_env_root, tmp_path, monkeypatch):
     full = train(small(tmp_path / "full"), progress=False)
-    original = IQLStep.run
+    original = StepRunner.run_calls
 
     class Killed(Exception):
         pass
 
-    def dying(self, fn, calls):
+    def dying(self, calls):
         if self.agent.num_updates >= 20:
             raise Killed()
-        return original(self, fn, calls)
+        return original(self, calls)
 
-    monkeypatch.setattr(IQLStep, "run", dying)
+    monkeypatch.setattr(StepRunner, "run_calls", dying)
     with pytest.raises(Killed):
         train(small(tmp_path / "killed"), progress=False)
-    monkeypatch.setattr(IQLStep, "run", original)
+    monkeypatch.setattr(StepRunner, "run_calls", original)
     with pytest.raises(ValueError, match="val_fraction"):
         train(small(tmp_path / "killed", val_fraction=0.5, resume=True), progress=False)
     resumed = train(small(tmp_path / "killed", resume=True), progress=False)

@@ -1,4 +1,4 @@
-"""The one IQL step (``iql_tutorial.core.step``) and its three wrappers (``speed.runner``).
+"""The one IQL update (``iql_tutorial.core.update``) and its three runners (``speed.runner``).
 
 The step is checked against an independent joint update written here with autograd
 (``.backward()``) and ``torch.optim.Adam`` (and against ``core.plain`` in test_agent.py).
@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from iql_tutorial import IQLAgent, IQLConfig
+from iql_tutorial.core import agent as agent_mod
 from iql_tutorial.core import losses
-from iql_tutorial.core import step as step_mod
-from iql_tutorial.core.step import adam_update_, cosine_lr
+from iql_tutorial.core.update import NETWORKS, adam_, cosine_lr, iql_losses
 from iql_tutorial.data import Transitions
 from iql_tutorial.data.transitions import synthetic_transitions
 from iql_tutorial.speed.runner import CudaGraphStep, StepRunner, resolve_mode
@@ -53,7 +53,8 @@ def assert_same_state(a: IQLAgent, b: IQLAgent, tol: float) -> None:
 class AutogradReference:
     """The joint update written the usual way: one ``.backward()`` of the summed losses, three
     ``torch.optim.Adam`` steps (non-fused), the cosine schedule set on the optimizer, and Polyak
-    with a Python ``if`` on the period. Shares nothing with ``core.step`` but the losses."""
+    with a Python ``if`` on the period. Shares nothing with ``core.update.iql_update`` but the
+    losses (``iql_losses``, called on the networks' own parameters)."""
 
     def __init__(self, agent: IQLAgent) -> None:
         self.agent = agent
@@ -69,10 +70,10 @@ class AutogradReference:
         agent, cfg = self.agent, self.agent.config
         act = batch["actions"].clamp(-1 + 1e-5, 1 - 1e-5)
         for g in self.opts[2].param_groups:
-            g["lr"] = cosine_lr(cfg.actor_lr, self.n, cfg.total_steps)
-        total, metrics, (q_ps, v_ps) = agent.joint_losses(
-            batch["obs"], act, batch["rewards"], batch["next_obs"], batch["terminals"]
-        )
+            g["lr"] = float(cosine_lr(cfg.actor_lr, self.n, cfg.total_steps))
+        params = {name: dict(getattr(agent, name).named_parameters()) for name in NETWORKS}
+        batch_ = (batch["obs"], act, batch["rewards"], batch["next_obs"], batch["terminals"])
+        total, (metrics, (q_ps, v_ps)) = iql_losses(params, agent, *batch_)
         for opt in self.opts:
             opt.zero_grad()
         total.backward()
@@ -99,7 +100,7 @@ def test_adam_update_equals_torch_adam():
         for r, gr in zip(ref, grads, strict=True):
             r.grad = gr.clone()
         opt.step()
-        adam_update_(params, grads, m, v, steps, 3e-3, 0.8, 0.99, 1e-6)
+        adam_(params, grads, m, v, steps, 3e-3, (0.8, 0.99), 1e-6)
     for p, r in zip(params, ref, strict=True):
         torch.testing.assert_close(p, r.detach(), rtol=1e-6, atol=1e-7)
     assert steps[0].item() == 5
@@ -225,17 +226,15 @@ def test_modes_that_cannot_be_honoured_are_refused():
     assert agent.mode == "eager" and "sequential" in agent.mode_note
     agent = IQLAgent(OBS, ACT, IQLConfig(hidden_dims=(8, 8)))
     agent.actor_opt.param_groups[0]["weight_decay"] = 0.01
-    from iql_tutorial.core.step import IQLStep
-
     with pytest.raises(ValueError, match="weight_decay"):
-        IQLStep(agent)
+        StepRunner(agent)
 
 
 def test_auto_mode_falls_back_to_eager_without_a_compiler(monkeypatch):
-    monkeypatch.setattr(step_mod, "have_cpp_compiler", lambda: False)
+    monkeypatch.setattr(agent_mod, "have_cpp_compiler", lambda: False)
     mode, note = resolve_mode("auto", "cpu")
     assert mode == "eager" and "C++ compiler" in note
-    monkeypatch.setattr(step_mod, "have_cpp_compiler", lambda: True)
+    monkeypatch.setattr(agent_mod, "have_cpp_compiler", lambda: True)
     assert resolve_mode("auto", "cpu") == ("compile", None)
     assert resolve_mode("auto", "cuda") == ("cuda-graph", None)
 
@@ -334,7 +333,7 @@ def test_cuda_graph_wrapper_replays_the_step_and_keeps_every_output():
     start = copy.deepcopy(a.state_dict())
     backend = CpuGraphStandIn()
     torch.manual_seed(7)
-    graph = CudaGraphStep(a.step, a.step.fn, t, backend=backend, warmup=2)
+    graph = CudaGraphStep(StepRunner(a), t, backend=backend, warmup=2)
     for k, v in a.state_dict().items():  # warm-up and capture changed nothing
         if v is not None:
             assert torch.equal(v, start[k]), k
@@ -345,7 +344,7 @@ def test_cuda_graph_wrapper_replays_the_step_and_keeps_every_output():
     assert set(out) == set(want) and "priority" in out and out["priority"].shape == (32,)
     torch.testing.assert_close(out["priority"], want["priority"])
     assert backend.captures == 1 and a.num_updates == 5
-    assert a.actor_opt.param_groups[0]["lr"] == pytest.approx(cosine_lr(cfg.actor_lr, 4, 5))
+    assert a.actor_opt.param_groups[0]["lr"] == pytest.approx(float(cosine_lr(cfg.actor_lr, 4, 5)))
 
 
 def test_polyak_every_period_matches_a_loop():

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from iql_tutorial import IQLConfig
-from iql_tutorial.core.step import IQLStep
 from iql_tutorial.data import check_continuous, load_dataset
-from iql_tutorial.train import TrainConfig, main, train
+from iql_tutorial.runs.train import TrainConfig, main, train
+from iql_tutorial.speed.runner import StepRunner
 
 torch.set_num_threads(1)
 SMALL = {"hidden_dims": (32, 32), "batch_size": 32, "actor_dropout": 0.1}
@@ -63,13 +63,13 @@ class Killed(Exception):
 
 
 def dying(original, at: int):
-    """``IQLStep.run`` (every mode's way into the step) that raises once the agent reached ``at``
-    updates: the run dies at a log boundary, after the checkpoint at 40."""
+    """``StepRunner.run_calls`` (the eager and compiled way into the update) that raises once the
+    agent reached ``at`` updates: the run dies at a log boundary, after the checkpoint at 40."""
 
-    def run(self, fn, calls):
+    def run(self, calls):
         if self.agent.num_updates >= at:
             raise Killed()
-        return original(self, fn, calls)
+        return original(self, calls)
 
     return run
 
@@ -90,11 +90,11 @@ def assert_same_run(full, resumed) -> None:
 def test_killed_and_resumed_run_is_bit_identical(data_root, tmp_path, monkeypatch, mode):
     """Eager, and compiled (the CPU default; actor dropout included)."""
     full = train(config(tmp_path / "full", mode=mode), progress=False)
-    original = IQLStep.run
-    monkeypatch.setattr(IQLStep, "run", dying(original, 50))
+    original = StepRunner.run_calls
+    monkeypatch.setattr(StepRunner, "run_calls", dying(original, 50))
     with pytest.raises(Killed):
         train(config(tmp_path / "killed", mode=mode), progress=False)
-    monkeypatch.setattr(IQLStep, "run", original)
+    monkeypatch.setattr(StepRunner, "run_calls", original)
     assert list(pd.read_csv(tmp_path / "killed" / "train_log.csv")["step"]) == [10, 20, 30, 40, 50]
     resumed = train(config(tmp_path / "killed", mode=mode, resume=True), progress=False)
     assert_same_run(full, resumed)
@@ -113,7 +113,7 @@ def test_unknown_dataset_lists_local_ids_and_the_build_command(data_root):
     with pytest.raises(FileNotFoundError) as e:
         load_dataset("nobody/nothing/none-v0", download=False)
     msg = str(e.value)
-    assert "nobody/nothing/none-v0" in msg and DATA_ID in msg and "python -m iql_tutorial.data build" in msg
+    assert "nobody/nothing/none-v0" in msg and DATA_ID in msg and "python -m iql_tutorial data build" in msg
 
 
 def test_nan_in_data_names_episode_and_field(data_root):
@@ -168,7 +168,8 @@ def test_cli_end_to_end(data_root, tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "iql_tutorial.train",
+        "iql_tutorial",
+        "train",
         "--dataset",
         DATA_ID,
         "--steps",
@@ -252,19 +253,10 @@ def test_out_naming_an_existing_file_is_a_one_line_error(data_root, tmp_path, ca
     assert "is an existing file" in capsys.readouterr().err and f.read_text() == "keep me"
 
 
-def test_old_module_paths_still_work():
-    import iql_tutorial.agent
-    import iql_tutorial.core.agent
-    import iql_tutorial.train
-
-    assert iql_tutorial.agent.IQLAgent is iql_tutorial.core.agent.IQLAgent
-    assert iql_tutorial.train.TrainConfig is TrainConfig
-
-
 def test_training_stays_off_the_dataset_making_code():
-    """``import iql_tutorial.train`` (and a run's imports) must not pull in h5py or the SAC code."""
+    """``import iql_tutorial.runs.train`` (and a run's imports) must not pull in h5py or the SAC code."""
     code = (
-        "import sys, iql_tutorial.train, iql_tutorial.runs.finetune, iql_tutorial.runs.sweep\n"
+        "import sys, iql_tutorial.runs.train, iql_tutorial.runs.finetune, iql_tutorial.runs.sweep\n"
         "bad = [m for m in sys.modules if m == 'h5py' or m.startswith('h5py.') or m.startswith('iql_tutorial.datasets')]\n"
         "print(bad); sys.exit(1 if bad else 0)"
     )

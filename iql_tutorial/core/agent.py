@@ -1,7 +1,7 @@
-"""The IQL learner: networks, optimizers and the update of Algorithm 1.
+"""The IQL learner: the networks, their optimizers, and how its updates run.
 
-One ``update`` call does one gradient step of each of the three learners (Kostrikov et
-al. 2021, Algorithm 1):
+The update itself, in the paper's order, is :func:`iql_tutorial.core.update.iql_update`
+(Kostrikov et al. 2021, Algorithm 1):
 
 1. value:  V <- argmin E[L_2^tau(min_i Q_target_i(s, a) - V(s))]          (Eq. 5)
 2. critic: Q_i <- argmin E[(r + gamma (1 - d) V(s') - Q_i(s, a))^2]       (Eq. 6)
@@ -11,22 +11,20 @@ al. 2021, Algorithm 1):
 Update order (``IQLConfig.update_order``):
 - ``"joint"`` (default, the reference IqlAlgorithm design): all three losses come from one
   forward pass on the same parameters, so the critic target and the advantage use V
-  *before* this step's value update. The three losses touch disjoint parameters, so one
-  backward pass of their sum gives exactly the gradients of three separate backward passes.
+  *before* this update's value step.
 - ``"sequential"`` (the official JAX code): update V first, then use the *updated* V for the
-  advantage and the critic target.
+  advantage and the critic target (:func:`iql_tutorial.core.update.sequential_update`).
 
-How the joint update runs is the agent's ``mode`` (see :mod:`iql_tutorial.speed.runner`):
-``"eager"`` calls the one step function of :mod:`iql_tutorial.core.step`, ``"compile"`` calls it
-through ``torch.compile``, ``"cuda-graph"`` replays it captured as a CUDA graph (``train_steps``).
-
-The hot path makes no host syncs: losses come back as tensors, and the trainer converts
-them to numbers only at logging intervals.
+The agent's ``mode`` says how the joint update runs (the runners of :mod:`iql_tutorial.speed.runner`):
+``"eager"`` calls ``iql_update``, ``"compile"`` calls it through ``torch.compile``, ``"cuda-graph"``
+replays it captured as a CUDA graph (``train_steps``). No host sync on the way: the losses come
+back as tensors, and the trainer reads them only at logging intervals.
 """
 
 from __future__ import annotations
 
 import copy
+import shutil
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -36,34 +34,53 @@ from torch import Tensor, nn
 from iql_tutorial.core import losses
 from iql_tutorial.core.config import IQLConfig
 from iql_tutorial.core.networks import EnsembleCritic, GaussianPolicy, ValueNetwork
-from iql_tutorial.core.step import ACTION_CLIP, IQLStep, cosine_lr, cosine_lr_tensor, resolve_mode
+from iql_tutorial.core.update import ACTION_CLIP, policy_weights, sequential_update
 
 Batch = dict[str, Tensor]
-__all__ = ["ACTION_CLIP", "IQLAgent", "cosine_lr", "cosine_lr_tensor"]
+MODES = ("auto", "eager", "compile", "cuda-graph")
+__all__ = ["ACTION_CLIP", "MODES", "IQLAgent", "have_cpp_compiler", "resolve_mode"]
+
+
+def have_cpp_compiler() -> bool:
+    """Whether Inductor's CPU backend can find a C++ compiler."""
+    return any(shutil.which(c) for c in ("g++", "c++", "clang++"))
+
+
+def resolve_mode(mode: str, device: torch.device | str, update_order: str = "joint") -> tuple[str, str | None]:
+    """The mode to run and a one-line note when ``"auto"`` had to settle for a slower one.
+
+    ``"auto"``: ``"cuda-graph"`` on a CUDA device, ``"compile"`` on a CPU with a C++ compiler,
+    ``"eager"`` otherwise and for the sequential update order.
+    """
+    device = torch.device(device)
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r} is not one of {MODES}.")
+    if mode == "auto":
+        if update_order != "joint":
+            return "eager", "update_order='sequential' runs eagerly (three backward passes by design)."
+        if device.type == "cuda":
+            return "cuda-graph", None
+        if not have_cpp_compiler():
+            return "eager", "no C++ compiler found (g++/clang++): using the eager update; install one for ~2x."
+        return "compile", None
+    if mode != "eager" and update_order != "joint":
+        raise ValueError(
+            f"mode={mode!r} runs the joint update order's function; update_order='sequential' runs "
+            "eagerly only. Use mode='eager' (or 'auto'), or update_order='joint'."
+        )
+    if mode == "cuda-graph" and device.type != "cuda":
+        raise ValueError(f"mode='cuda-graph' needs a CUDA device, not {device}; use mode='compile' on a CPU.")
+    return mode, None
 
 
 def _adam(params: list[nn.Parameter], lr: float) -> torch.optim.Adam:
     """Adam with the fused kernel where this PyTorch has it for the device; foreach otherwise.
-    The joint update writes Adam out on these optimizers' own state tensors (``core.step``); the
-    sequential one calls their ``step``."""
+    The joint update steps Adam on these optimizers' own state tensors (``core.update.adam_``);
+    the sequential one calls their ``step``."""
     try:
         return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.Adam(params, lr=lr, foreach=True)
-
-
-def _metrics(
-    v_loss: Tensor, q_loss: Tensor, a_loss: Tensor, value: Tensor, q: Tensor, weights: Tensor
-) -> dict[str, Tensor]:
-    """What the trainer logs, as detached tensors (read on the host only at logging intervals)."""
-    return {
-        "value_loss": v_loss.detach(),
-        "critic_loss": q_loss.detach(),
-        "actor_loss": a_loss.detach(),
-        "v_mean": value.detach().mean(),
-        "q_mean": q.detach().mean(),
-        "weight_mean": weights.detach().mean(),
-    }
 
 
 class IQLAgent(nn.Module):
@@ -78,11 +95,11 @@ class IQLAgent(nn.Module):
             of the same step: same numbers up to float rounding, the first update pays the
             compilation, tens of seconds on a CPU), ``"cuda-graph"`` (CUDA only, through
             ``train_steps``), or ``"auto"`` (the fastest this machine supports; see
-            ``iql_tutorial.core.step.resolve_mode``).
+            ``resolve_mode``).
     """
 
     #: What runs the joint update in the agent's mode: ``iql_tutorial.speed.runner.StepRunner``,
-    #: plugged in by the package's ``__init__``. The speed layer wraps ``core.step``, so core
+    #: plugged in by the package's ``__init__``. The speed layer wraps ``core.update``, so core
     #: never imports it.
     runner_class: ClassVar[Callable[..., Any] | None] = None
 
@@ -116,7 +133,6 @@ class IQLAgent(nn.Module):
         self.value_opt = _adam(list(self.value.parameters()), config.value_lr)
         self.num_updates = 0
         self.mode, self.mode_note = resolve_mode(mode, self.device, config.update_order)
-        self.step = IQLStep(self) if config.update_order == "joint" else None
         self._runners: dict[str, Any] = {}  # "batch": for update(batch); "data": the last dataset's
 
     # ------------------------------------------------------------------ pieces
@@ -127,93 +143,18 @@ class IQLAgent(nn.Module):
 
     def policy_weights(self, target_q: Tensor, value: Tensor) -> Tensor:
         """AWR weights (Eq. 7), or all ones for behaviour cloning: [B]."""
-        if self.config.policy == "bc":
-            return torch.ones(target_q.shape[0], device=target_q.device, dtype=target_q.dtype)
-        adv = losses.advantage(target_q, value, self.reward_weights)
-        return losses.awr_weights(adv, self.config.beta, self.config.max_weight)
+        return policy_weights(self, target_q, value)
 
-    def _set_actor_lr(self) -> None:
-        if self.config.cosine_actor_lr:
-            lr = cosine_lr(self.config.actor_lr, self.num_updates, self.config.total_steps)
-            for group in self.actor_opt.param_groups:
-                group["lr"] = lr
+    def optimizers(self) -> tuple[torch.optim.Adam, torch.optim.Adam, torch.optim.Adam]:
+        """The value network's, the critics' and the actor's Adam, in the update's order."""
+        return self.value_opt, self.critic_opt, self.actor_opt
 
     # ------------------------------------------------------------------ update
-    def joint_losses(
-        self, obs: Tensor, act: Tensor, rew: Tensor, next_obs: Tensor, term: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor], tuple[Tensor, Tensor]]:
-        """The three losses of Algorithm 1 from one forward pass (``update_order="joint"``).
-
-        Returns (value loss + critic loss + actor loss, detached metrics, (per-sample critic
-        loss, per-sample value loss)). The losses touch disjoint parameters, so the gradient of
-        the sum gives each network exactly the gradient of its own loss. ``core.step``
-        differentiates this function.
-        """
-        cfg = self.config
-        target_q = self.target_q_min(obs, act)  # computed once, used by the value and the actor
-        value = self.value(obs)
-        with torch.no_grad():
-            next_v = self.value(next_obs)
-        v_per_sample = losses.value_loss_per_sample(
-            target_q, value, cfg.expectile, self.reward_weights, cfg.sign_aware_expectile
-        )
-        v_loss = v_per_sample.mean()  # Eq. (5)
-        y = losses.td_target(rew, next_v, term, cfg.gamma)
-        q = self.critic(obs, act)
-        per_sample = losses.critic_loss_per_sample(q, y)
-        q_loss = per_sample.mean()  # Eq. (6)
-        weights = self.policy_weights(target_q, value.detach())
-        a_loss = losses.awr_loss(weights, self.actor.log_prob(obs, act))  # Eq. (7)
-        metrics = _metrics(v_loss, q_loss, a_loss, value, q, weights)
-        return v_loss + q_loss + a_loss, metrics, (per_sample.detach(), v_per_sample.detach())
-
-    def _sequential_update(
-        self, obs: Tensor, act: Tensor, rew: Tensor, next_obs: Tensor, term: Tensor
-    ) -> tuple[dict[str, Tensor], tuple[Tensor, Tensor]]:
-        """The official JAX code's order: V first, then the actor and the critics with the new V.
-        Eager only, with ``torch.optim``'s own Adam steps: the teaching alternative."""
-        cfg = self.config
-        self._set_actor_lr()
-        target_q = self.target_q_min(obs, act)
-        value = self.value(obs)
-        v_per_sample = losses.value_loss_per_sample(
-            target_q, value, cfg.expectile, self.reward_weights, cfg.sign_aware_expectile
-        )
-        v_loss = v_per_sample.mean()
-        self.value_opt.zero_grad(set_to_none=True)
-        v_loss.backward()
-        self.value_opt.step()
-        with torch.no_grad():
-            new_value = self.value(obs)
-            next_v = self.value(next_obs)
-        weights = self.policy_weights(target_q, new_value)
-        a_loss = losses.awr_loss(weights, self.actor.log_prob(obs, act))
-        self.actor_opt.zero_grad(set_to_none=True)
-        a_loss.backward()
-        self.actor_opt.step()
-        y = losses.td_target(rew, next_v, term, cfg.gamma)
-        q = self.critic(obs, act)
-        per_sample = losses.critic_loss_per_sample(q, y)
-        q_loss = per_sample.mean()
-        self.critic_opt.zero_grad(set_to_none=True)
-        q_loss.backward()
-        self.critic_opt.step()
-        self.num_updates += 1
-        if self.num_updates % cfg.target_update_period == 0:
-            losses.polyak_update(list(self.target_critic.parameters()), list(self.critic.parameters()), cfg.tau_target)
-        return _metrics(v_loss, q_loss, a_loss, value, q, weights), (per_sample.detach(), v_per_sample.detach())
-
     def update(self, batch: Batch) -> dict[str, Tensor]:
-        """One IQL step on a batch with keys obs [B, d_s], actions [B, d_a], rewards [B, k],
+        """One IQL update on a batch with keys obs [B, d_s], actions [B, d_a], rewards [B, k],
         next_obs [B, d_s], terminals [B]. Returns detached metric tensors (no host sync)."""
-        if self.step is None:  # update_order="sequential": the eager teaching alternative
-            cfg = self.config
-            act = batch["actions"].clamp(-ACTION_CLIP, ACTION_CLIP) if cfg.clip_actions else batch["actions"]
-            out, per_sample = self._sequential_update(batch["obs"], act, batch["rewards"], batch["next_obs"],
-                                                      batch["terminals"])  # fmt: skip
-            if cfg.compute_priority:
-                out["priority"] = losses.priority(per_sample[0], per_sample[1], cfg.priority)
-            return out
+        if self.config.update_order == "sequential":
+            return sequential_update(self, batch)
         return self.runner().update(batch)
 
     def runner(self, data: Any = None, generator: torch.Generator | None = None) -> Any:
@@ -234,7 +175,7 @@ class IQLAgent(nn.Module):
     def train_steps(self, data: Any, num_steps: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """``num_steps`` updates on batches sampled on the device from ``data`` (a
         ``Transitions``); returns the metrics of the last one. No host sync inside."""
-        if self.step is None:
+        if self.config.update_order == "sequential":
             out: dict[str, Tensor] = {}
             for _ in range(num_steps):
                 out = self.update(data.sample(self.config.batch_size, generator))

@@ -125,6 +125,10 @@ class GaussianPolicy(nn.Module):
         log_std = self.log_std.clamp(self.log_std_min, self.log_std_max)
         return mean, log_std
 
+    def forward(self, obs: Tensor, act: Tensor) -> Tensor:
+        """log pi(a | s) of given actions (what the policy loss, Eq. 7, needs): ``log_prob``."""
+        return self.log_prob(obs, act)
+
     def log_prob(self, obs: Tensor, act: Tensor) -> Tensor:
         """log pi(a | s), summed over action dimensions: ``[B, d_a] -> [B]``.
 

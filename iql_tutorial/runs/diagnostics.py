@@ -42,7 +42,7 @@ from torch import Tensor
 
 from iql_tutorial.core import losses
 from iql_tutorial.core.agent import IQLAgent
-from iql_tutorial.core.step import ACTION_CLIP
+from iql_tutorial.core.update import ACTION_CLIP
 from iql_tutorial.data.transitions import Transitions
 
 DIAG_COLUMNS = ["step", "td_error", "expectile_loss", "log_likelihood", "weighted_log_likelihood", "weight_mean",

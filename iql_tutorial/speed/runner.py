@@ -1,31 +1,43 @@
-"""The one IQL step (:mod:`iql_tutorial.core.step`) run three ways; each a thin wrapper.
+"""The one IQL update (:func:`iql_tutorial.core.update.iql_update`) run three ways.
 
-- ``"eager"``: call the step function as it is (Python runs every kernel).
-- ``"compile"``: ``torch.compile(step.fn, fullgraph=True)``: Inductor fuses the elementwise work of
-  the forward pass, the backward pass, the three Adams and Polyak into a few dozen kernels around
-  the matmuls. The fastest CPU path (numbers in the performance appendix).
+- ``"eager"``: call the function as it is (Python runs every kernel).
+- ``"compile"``: ``torch.compile(iql_update, fullgraph=True)``: Inductor fuses the elementwise
+  work of the forward pass, the backward pass, the three Adams and Polyak into a few dozen kernels
+  around the matmuls. The fastest CPU path (numbers in the performance appendix).
 - ``"cuda-graph"``: the compiled function, with the batch indices drawn inside it, captured once
   as a CUDA graph and replayed: one launch per update instead of a few hundred. Needs CUDA.
 
-``resolve_mode("auto", ...)`` (in ``core.step``: the agent calls it) picks the fastest the machine
-supports and says why when it falls back. A mode the update order cannot honour (the sequential
-order has three backward passes by design and runs eagerly) is refused with an error, never
-silently ignored.
+:class:`StepRunner` is what calls it: it hands the function the agent's Adam states and a device
+counter of updates, and keeps the agent's host counter ``num_updates`` and its actor optimizer's
+logged ``lr`` in step, so logging, checkpoints and a later update carry on exactly.
+``resolve_mode("auto", ...)`` (:mod:`iql_tutorial.core.agent`) picks the fastest mode the
+machine supports and says why when it falls back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import weakref
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from iql_tutorial.core.step import MODES, IQLStep, have_cpp_compiler, resolve_mode
+from iql_tutorial.core.agent import MODES, IQLAgent, have_cpp_compiler, resolve_mode
+from iql_tutorial.core.update import TABLE_KEYS, adam_state, cosine_lr, iql_update
 from iql_tutorial.speed import threads
 
-__all__ = ["MODES", "CudaGraphStep", "StepRunner", "TorchCudaGraph", "compiled", "default_inductor_options",
-           "have_cpp_compiler", "resolve_mode"]  # fmt: skip
+__all__ = [
+    "MODES",
+    "CudaGraphStep",
+    "StepRunner",
+    "TorchCudaGraph",
+    "compiled",
+    "default_inductor_options",
+    "have_cpp_compiler",
+    "resolve_mode",
+]
 
 ADAPT_CHUNK = 10  # updates between two looks at the machine's load (an adaptive thread plan)
 
@@ -56,10 +68,10 @@ def default_inductor_options(device: torch.device) -> dict[str, Any]:
     return options
 
 
-def compiled(step: IQLStep, options: dict[str, Any] | None = None) -> Callable[..., dict[str, Tensor]]:
-    """``torch.compile`` of the step's pure function; a failed first compilation says why."""
-    opts = default_inductor_options(step.agent.device) if options is None else options
-    fn = torch.compile(step.fn, fullgraph=True, dynamic=False, options=opts or None)
+def compiled(agent: IQLAgent, options: dict[str, Any] | None = None) -> Callable[..., dict[str, Tensor]]:
+    """``torch.compile`` of ``iql_update`` for ``agent``; a failed first compilation says why."""
+    opts = default_inductor_options(agent.device) if options is None else options
+    fn = torch.compile(functools.partial(iql_update, agent), fullgraph=True, dynamic=False, options=opts or None)
     state = {"ok": False}
 
     def call(*args: Any) -> dict[str, Tensor]:
@@ -70,14 +82,18 @@ def compiled(step: IQLStep, options: dict[str, Any] | None = None) -> Callable[.
         except Exception as e:
             first = (str(e).strip().splitlines() or [""])[0][:300]
             raise RuntimeError(
-                f"Compiling the IQL step failed ({type(e).__name__}: {first}). On a CPU, torch.compile needs a "
+                f"Compiling the IQL update failed ({type(e).__name__}: {first}). On a CPU, torch.compile needs a "
                 "working C++ compiler (g++ or clang; e.g. `apt-get install g++`). Use mode='eager' "
-                "(--mode eager) to run the same step without compiling."
+                "(--mode eager) to run the same update without compiling."
             ) from e
         state["ok"] = True
         return out
 
     return call
+
+
+#: One compilation per agent, shared by its runners (one for given batches, one per dataset).
+_COMPILED: weakref.WeakKeyDictionary[IQLAgent, Callable[..., dict[str, Tensor]]] = weakref.WeakKeyDictionary()
 
 
 class TorchCudaGraph:
@@ -113,7 +129,7 @@ class TorchCudaGraph:
 
 
 class CudaGraphStep:
-    """The step captured once and replayed. Everything the graph reads or writes keeps its
+    """The update captured once and replayed. Everything the graph reads or writes keeps its
     address: the dataset tables, the parameters, the Adam states and the device counter; the
     batch indices are drawn inside the graph with the default (graph-safe) CUDA generator.
 
@@ -122,20 +138,20 @@ class CudaGraphStep:
     the first replayed update is the first real update.
     """
 
-    def __init__(self, step: IQLStep, fn: Callable[..., dict[str, Tensor]], data: Any, backend: Any = None,
-                 warmup: int = 3) -> None:  # fmt: skip
-        self.step, self.backend = step, backend or TorchCudaGraph()
-        agent = step.agent
+    def __init__(self, runner: StepRunner, data: Any, backend: Any = None, warmup: int = 3) -> None:
+        self.runner, self.backend = runner, backend or TorchCudaGraph()
+        agent, fn = runner.agent, runner.fn
         bs, n = agent.config.batch_size, len(data)
-        tables = tuple(getattr(data, k) for k in ("obs", "actions", "rewards", "next_obs", "terminals"))
-        step.sync_counter()
-        m, v, t = step.states()
+        tables = tuple(getattr(data, k) for k in TABLE_KEYS)
+        runner.sync_counter()
+        m, v, t = adam_state(agent)
 
         def one() -> dict[str, Tensor]:
             idx = torch.randint(0, n, (bs,), device=data.device)
-            return fn(m, v, t, step.counter, idx, *tables)
+            return fn(m, v, t, runner.counter, idx, *tables)
 
-        mutable = [*agent.parameters(), *agent.buffers(), step.counter, *(x for g in (m, v, t) for xs in g for x in xs)]
+        states = (x for g in (m, v, t) for xs in g for x in xs)
+        mutable = [*agent.parameters(), *agent.buffers(), runner.counter, *states]
         saved = [x.detach().clone() for x in mutable]
         rng = self.backend.get_rng()
         side = self.backend.warmup_stream()
@@ -149,10 +165,10 @@ class CudaGraphStep:
         self.outputs = self.backend.capture(one, mutable)
 
     def run(self, num_steps: int) -> dict[str, Tensor]:
-        self.step.sync_counter()
+        self.runner.sync_counter()
         for _ in range(num_steps):
             self.backend.replay()
-        self.step.advance(num_steps)
+        self.runner.advance(num_steps)
         return {k: v.clone() for k, v in self.outputs.items()}
 
 
@@ -160,32 +176,73 @@ class StepRunner:
     """Runs an agent's updates in its mode (``agent.mode``), several per Python call.
 
     Args:
-        agent: the learner.
+        agent: the learner (``update_order="joint"``).
         data: the transitions (a ``Transitions`` on the agent's device), for ``run``.
         generator: the sampler's generator for the eager and compiled modes (the CUDA graph draws
             with the default CUDA generator, seeded by ``torch.manual_seed``).
         backend: the CUDA-graph capture backend (tests pass a CPU stand-in).
     """
 
-    def __init__(self, agent: Any, data: Any = None, generator: torch.Generator | None = None,
-                 backend: Any = None) -> None:  # fmt: skip
-        if agent.step is None:
-            raise ValueError("StepRunner runs the joint update's step; update_order='sequential' uses agent.update.")
+    def __init__(
+        self, agent: IQLAgent, data: Any = None, generator: torch.Generator | None = None, backend: Any = None
+    ) -> None:
+        if agent.config.update_order != "joint":
+            raise ValueError("StepRunner runs the joint update; update_order='sequential' uses agent.update.")
         self.agent, self.data, self.generator, self.mode = agent, data, generator, agent.mode
-        step = agent.step
+        adam_state(agent)  # refuses an optimizer that is not plain Adam, before anything runs
+        self.counter = torch.zeros((), device=agent.device)  # updates done, on the device
+        self._counter_host = -1  # the num_updates it holds; -1: not set yet
         if self.mode == "eager":
-            self.fn: Callable[..., dict[str, Tensor]] = step.fn
+            self.fn: Callable[..., dict[str, Tensor]] = functools.partial(iql_update, agent)
         else:
-            if step.compiled_fn is None:
-                step.compiled_fn = compiled(step)
-            self.fn = step.compiled_fn
+            if agent not in _COMPILED:
+                _COMPILED[agent] = compiled(agent)
+            self.fn = _COMPILED[agent]
         self.graph: CudaGraphStep | None = None
         if self.mode == "cuda-graph" and data is not None:
-            self.graph = CudaGraphStep(step, self.fn, data, backend)
+            self.graph = CudaGraphStep(self, data, backend)
+
+    def sync_counter(self) -> None:
+        """Point the device counter at the agent's ``num_updates`` if it moved elsewhere (a fresh
+        runner, a loaded checkpoint, an update through another runner)."""
+        if self._counter_host != self.agent.num_updates:
+            self.counter.fill_(float(self.agent.num_updates))
+            self._counter_host = self.agent.num_updates
+
+    def advance(self, n: int) -> None:
+        """Account for ``n`` updates done on the device: the host counter and the logged ``lr``."""
+        agent = self.agent
+        agent.num_updates += n
+        self._counter_host = agent.num_updates
+        if agent.config.cosine_actor_lr and agent.num_updates > 0:
+            # the rate the last update used, for the logs
+            lr = float(cosine_lr(agent.config.actor_lr, agent.num_updates - 1, agent.config.total_steps))
+            for group in agent.actor_opt.param_groups:
+                group["lr"] = lr
+
+    def run_calls(self, calls: Iterable[tuple[Tensor | None, ...]]) -> dict[str, Tensor]:
+        """``fn(*adam states, counter, *call)`` for every call; the metrics of the last (not synced)."""
+        self.sync_counter()
+        m, v, t = adam_state(self.agent)
+        out: dict[str, Tensor] = {}
+        n = 0
+        for call in calls:
+            out = self.fn(m, v, t, self.counter, *call)
+            n += 1
+        self.advance(n)
+        return out
 
     def update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """One update on a given batch (eager or compiled; the CUDA graph samples its own)."""
-        return self.agent.step.update(batch, self.fn)
+        return self.run_calls([(None, *(batch[k] for k in TABLE_KEYS))])
+
+    def run_sampled(self, num_steps: int) -> dict[str, Tensor]:
+        """``num_steps`` updates on uniform batches of ``data``, indices drawn with ``torch.randint``
+        (the same draws as ``data.sample``)."""
+        data, bs = self.data, self.agent.config.batch_size
+        tables = tuple(getattr(data, k) for k in TABLE_KEYS)
+        draw = functools.partial(torch.randint, 0, len(data), (bs,), device=data.device, generator=self.generator)
+        return self.run_calls((draw(), *tables) for _ in range(num_steps))
 
     def run(self, num_steps: int) -> dict[str, Tensor]:
         """``num_steps`` updates on uniform batches of ``data``; the metrics of the last one.
@@ -197,9 +254,9 @@ class StepRunner:
             return self.graph.run(num_steps)
         plan = threads.applied_plan()
         if plan is None or not plan.adaptive or self.agent.device.type != "cpu":
-            return self.agent.step.run_sampled(self.data, num_steps, self.generator, self.fn)
+            return self.run_sampled(num_steps)
         out: dict[str, Tensor] = {}
         for start in range(0, num_steps, ADAPT_CHUNK):
             plan.adjust()
-            out = self.agent.step.run_sampled(self.data, min(ADAPT_CHUNK, num_steps - start), self.generator, self.fn)
+            out = self.run_sampled(min(ADAPT_CHUNK, num_steps - start))
         return out
