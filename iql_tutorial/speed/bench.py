@@ -30,6 +30,10 @@ What it measures is what a user gets:
 Nothing asserts a time: this prints figures. ``--variant SPEC`` adds a package contender run
 with ``IQL_THREADS=SPEC`` (see :mod:`iql_tutorial.speed.threads`), to measure one lever beside
 the default.
+
+This module measures (the contenders' processes, the rounds, the workers' timing); the lines it
+prints are formatted by :mod:`iql_tutorial.speed.report`, and other processes' load is counted by
+:class:`iql_tutorial.speed.threads.OthersLoad`, as the adaptive thread plan counts it.
 """
 
 from __future__ import annotations
@@ -37,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import signal
 import statistics
@@ -45,14 +48,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 import torch
 
 from iql_tutorial.data.transitions import synthetic_transitions
-from iql_tutorial.speed.threads import machine_busy
+from iql_tutorial.speed.report import Report
+from iql_tutorial.speed.threads import OthersLoad, ThreadPlan, decide_threads, process_cpu, reexec_with
 
 OBS, ACT, HIDDEN, BATCH, CRITICS = 17, 6, 256, 256, 2
 TAG = "@@bench "  # the workers' protocol lines on stdout start with this
@@ -165,18 +169,41 @@ def _peak_rss_mb() -> float | None:
     return peak / 1e6 if sys.platform == "darwin" else peak / 1e3
 
 
+def _timed_round(run: Callable[[int], object], cmd: dict[str, Any], dev: torch.device) -> dict[str, Any]:
+    """One round: untimed first, ``settle`` seconds of single updates (an adaptive plan looks at the
+    machine every 0.25 s; after being stopped, its first look spans the other contenders' rounds),
+    then up to ``run`` updates in calls of ``chunk``, stopping after ``seconds``."""
+    s0 = time.perf_counter()
+    while time.perf_counter() - s0 < float(cmd.get("settle", 0.0)):
+        run(1)
+    n, chunk, limit = int(cmd["run"]), int(cmd.get("chunk", 10)), float(cmd.get("seconds", 1e9))
+    done = 0
+    w0, c0 = time.perf_counter(), time.process_time()
+    while done < n and time.perf_counter() - w0 < limit:
+        k = min(chunk, n - done)
+        run(k)
+        done += k
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - w0
+    return {"rate": done / dt, "updates": done, "seconds": dt, "cores": (time.process_time() - c0) / dt,
+            "threads": torch.get_num_threads()}  # fmt: skip
+
+
+def _package_plan(device: str, info: dict[str, Any]) -> ThreadPlan:
+    """What the trainer does at start (its command line restarts itself when a plan needs that)."""
+    plan = decide_threads(device)
+    reexec_with(plan)
+    info["notes"] = plan.apply()
+    info["plan"] = plan.describe()
+    return plan
+
+
 def worker(kind: str, shapes: Shapes, device: str, mode: str, warmup: int) -> None:
     """One contender's process: set up, warm up, then time the ``run`` commands read from stdin."""
     t0 = time.perf_counter()
     info: dict[str, Any] = {"kind": kind}
-    plan = None
-    if kind == "package":  # what the trainer does at start; its command line restarts itself
-        from iql_tutorial.speed.threads import decide_threads, reexec_with  # when a plan needs that
-
-        plan = decide_threads(device)
-        reexec_with(plan)
-        info["notes"] = plan.apply()
-        info["plan"] = plan.describe()
+    plan = _package_plan(device, info) if kind == "package" else None
     run, more = _make_contender(kind, shapes, device, mode)
     info.update(more)
     if plan is not None and plan.adaptive:  # the trainer's loop: plan.adjust() before each call
@@ -199,24 +226,7 @@ def worker(kind: str, shapes: Shapes, device: str, mode: str, warmup: int) -> No
     for line in sys.stdin:
         cmd = json.loads(line)
         if "run" in cmd:
-            # untimed first: ``settle`` seconds of single updates (an adaptive plan looks at the
-            # machine every 0.25 s; after being stopped, its first look spans the other contenders'
-            # rounds), then up to ``run`` updates in calls of ``chunk``, stopping after ``seconds``
-            s0 = time.perf_counter()
-            while time.perf_counter() - s0 < float(cmd.get("settle", 0.0)):
-                run(1)
-            n, chunk, limit = int(cmd["run"]), int(cmd.get("chunk", 10)), float(cmd.get("seconds", 1e9))
-            done = 0
-            w0, c0 = time.perf_counter(), time.process_time()
-            while done < n and time.perf_counter() - w0 < limit:
-                k = min(chunk, n - done)
-                run(k)
-                done += k
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            dt = time.perf_counter() - w0
-            _send({"rate": done / dt, "updates": done, "seconds": dt, "cores": (time.process_time() - c0) / dt,
-                   "threads": torch.get_num_threads()})  # fmt: skip
+            _send(_timed_round(run, cmd, dev))
         elif "memory" in cmd:
             _send({"peak_mb": _peak_rss_mb()})
         elif "matmul" in cmd:
@@ -226,60 +236,10 @@ def worker(kind: str, shapes: Shapes, device: str, mode: str, warmup: int) -> No
 
 
 # ---------------------------------------------------------------------------------------- the parent
-def _clock_ticks() -> int:
-    try:
-        return int(os.sysconf("SC_CLK_TCK"))
-    except (ValueError, OSError, AttributeError):
-        return 100
-
-
-def _process_cpu(pid: int) -> float:
-    """CPU seconds of process ``pid`` (all its threads), from /proc/PID/stat."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            rest = f.read().rsplit(")", 1)[1].split()
-        return (int(rest[11]) + int(rest[12])) / _clock_ticks()
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def _loadavg() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return f.read().strip()
-    except OSError:
-        return "n/a"
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-class Background:
-    """The CPU use of processes other than ``own`` and this one (in cores) between ``start`` and ``stop``."""
-
-    def __init__(self, own: list[int]) -> None:
-        self.own = own
-
-    def _mine(self) -> float:
-        return sum(_process_cpu(p) for p in self.own) + time.process_time()
-
-    def start(self) -> None:
-        self.t, self.busy, self.mine = time.perf_counter(), machine_busy(), self._mine()
-
-    def stop(self) -> float | None:
-        busy = machine_busy()
-        if busy is None or self.busy is None:
-            return None
-        dt = time.perf_counter() - self.t
-        return max(0.0, (busy - self.busy) - (self._mine() - self.mine)) / max(dt, 1e-9)
+def others_load(pids: list[int]) -> OthersLoad:
+    """Other processes' load, counting the CPU time of ``pids`` (the contenders, the busy process)
+    and of this process as the benchmark's own."""
+    return OthersLoad(lambda: sum(process_cpu(p) for p in pids) + time.process_time())
 
 
 @dataclass
@@ -315,6 +275,12 @@ class Contender:
         out = self.read()
         self.proc.send_signal(signal.SIGSTOP)  # not timed now: stopped, so it cannot take a core
         return out
+
+    def record(self, phase: str, reply: dict[str, Any]) -> None:
+        """A timed round's reply."""
+        self.rates.setdefault(phase, []).append(reply["rate"])
+        self.cores.setdefault(phase, []).append(reply["cores"])
+        self.used.setdefault(phase, []).append(reply["threads"])
 
     def close(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -366,11 +332,10 @@ class Quiet:
         """Wait up to ``wait`` s for a 1-s window in which other processes use < ``threshold`` cores."""
         t0 = time.perf_counter()
         while self.wait > 0 and self.spent < self.budget and time.perf_counter() - t0 < self.wait:
-            bg = Background(own)
-            bg.start()
+            bg = others_load(own)
             time.sleep(1.0)
             self.spent += 1.0
-            load = bg.stop()
+            load = bg.look()
             if load is None or load < self.threshold:
                 return
 
@@ -383,8 +348,145 @@ class Quiet:
         return True
 
 
-def _stats(xs: list[float]) -> str:
-    return f"median of {len(xs)} rounds; min {min(xs):.1f}, max {max(xs):.1f}"
+@dataclass(frozen=True)
+class Settings:
+    """One benchmark's numbers, defaults filled in (see :func:`settings_for`)."""
+
+    shapes: Shapes
+    rounds: int
+    steps: int
+    settle: float
+    round_seconds: float
+    warmup: int
+    device: str
+    package_mode: str
+
+    @property
+    def chunk(self) -> int:
+        """Updates per call (runner.run(10), the trainer's runner.run(n) in pieces)."""
+        return min(self.steps, 10)
+
+    def worker_args(self) -> list[str]:
+        return [*self.shapes.args(), f"--device={self.device}", f"--package-mode={self.package_mode}",
+                f"--warmup={self.warmup}"]  # fmt: skip
+
+
+def settings_for(
+    quick: bool = False,
+    smoke: bool = False,
+    rounds: int | None = None,
+    steps: int | None = None,
+    settle: float = 0.6,
+    round_seconds: float = 3.0,
+    shapes: Shapes | None = None,
+    device: str = "cpu",
+    package_mode: str = "auto",
+) -> Settings:
+    """The full run's numbers, ``--quick``'s or ``--smoke``'s, where not given."""
+    if smoke:
+        shapes, rounds, steps, settle = shapes or SMOKE, rounds or 2, steps or 5, 0.0
+    return Settings(
+        shapes=shapes or Shapes(table=200_000 if quick else 1_000_000),
+        rounds=rounds or (5 if quick else 9),
+        steps=steps or (100 if quick else 200),
+        settle=settle,
+        round_seconds=round_seconds,
+        warmup=2 if smoke else 10,
+        device=device,
+        package_mode=package_mode,
+    )
+
+
+def _contenders(variants: tuple[str, ...]) -> list[Contender]:
+    """The plain contender first, the package's, then one per ``--variant``: all in your environment."""
+    user_env = dict(os.environ)
+    contenders = [Contender("plain", "plain", user_env), Contender("package", "package", user_env)]
+    for spec in variants:
+        contenders.append(Contender(f"package [IQL_THREADS={spec}]", "package", {**user_env, "IQL_THREADS": spec}))
+    return contenders
+
+
+def _start(contenders: list[Contender], st: Settings, report: Report) -> float:
+    """Start the contenders one at a time (so that compilation times are not mixed up), each
+    stopped once warm; returns the seconds the package's first updates took (compilation)."""
+    for c in contenders:
+        w0 = time.perf_counter()
+        c.start(st.worker_args())
+        c.info = c.read()["ready"]
+        assert c.proc is not None
+        c.proc.send_signal(signal.SIGSTOP)
+        report.started(c, time.perf_counter() - w0)
+    return sum((c.info["first_s"] for c in contenders if c.kind == "package"), 0.0)
+
+
+def _time_round(c: Contender, st: Settings, quiet: Quiet, watched: list[int]) -> tuple[dict, float | None]:
+    """Time one round of ``c`` (again while others were busy, as ``quiet`` allows): its reply and
+    other processes' load during it."""
+    attempt = 0
+    while True:
+        quiet.settle(watched)
+        bg = others_load(watched)
+        reply = c.ask(run=st.steps, chunk=st.chunk, seconds=st.round_seconds, settle=st.settle)
+        load = bg.look()
+        if not quiet.again(load, attempt, st.settle + reply["seconds"]):
+            return reply, load
+        attempt += 1
+
+
+def _rounds(phase: str, contenders: list[Contender], st: Settings, quiet: Quiet, watched: list[int]) -> list[float]:
+    """Every round of a phase, the order rotating each round; returns other processes' loads."""
+    background: list[float] = []
+    for r in range(st.rounds):
+        k = r % len(contenders)
+        for c in contenders[k:] + contenders[:k]:
+            reply, load = _time_round(c, st, quiet, watched)
+            if load is not None:
+                background.append(load)
+            c.record(phase, reply)
+    return background
+
+
+def _phase(phase: str, contenders: list[Contender], st: Settings, quiet: Quiet, report: Report) -> None:
+    """One phase ("idle", or "contended": with a busy process) and its table."""
+    own = [c.proc.pid for c in contenders if c.proc is not None]
+    contended = phase == "contended"
+    core = _contention_core() if contended else None
+    redone0 = quiet.redone
+    with busy_process(core) if contended else nullcontext() as busy:
+        if busy is not None:
+            report.busy_process(busy.pid, core)
+        watched = own + ([busy.pid] if busy is not None else [])
+        background = _rounds(phase, contenders, st, quiet, watched)
+    report.phase(phase, contenders, background, quiet.redone - redone0 if quiet.retries else None)
+
+
+def _figures(contenders: list[Contender], phases: list[str]) -> dict[str, float]:
+    """Each contender's median rate per phase, the package's ratios to plain and its robustness."""
+    figures = {f"{c.name} {phase}": statistics.median(c.rates[phase]) for c in contenders for phase in phases}
+    figures["ratio"] = figures["package idle"] / figures["plain idle"]
+    if "contended" in phases:
+        figures["ratio contended"] = figures["package contended"] / figures["plain contended"]
+        figures["robustness"] = figures["package contended"] / figures["package idle"]
+    return figures
+
+
+def _measure(
+    contenders: list[Contender], st: Settings, phases: list[str], quiet: Quiet, report: Report, matmul: bool
+) -> tuple[dict[str, float], float]:
+    """Start the contenders, time every phase and report; returns the figures and the compilation seconds."""
+    compile_s = _start(contenders, st, report)
+    for phase in phases:
+        _phase(phase, contenders, st, quiet, report)
+    figures = _figures(contenders, phases)
+    if "contended" in phases:
+        report.contention_shares(contenders, figures)
+    if matmul:
+        s = st.shapes
+        report.arithmetic_limit(contenders[0].ask(matmul=1.0)["gflops"],
+                                flops_per_update(s.obs, s.act, s.hidden, s.batch, s.critics), figures)  # fmt: skip
+    report.million_updates(figures)
+    report.memory(contenders[0].info["table_mb"], {c.name: c.ask(memory=1)["peak_mb"] for c in contenders})
+    return figures, compile_s
 
 
 def run(
@@ -404,145 +506,25 @@ def run(
 ) -> dict[str, float]:
     """Run the protocol of the module docstring and print it; returns the figures."""
     wall0 = time.perf_counter()
-    if smoke:
-        shapes, rounds, steps, settle = shapes or SMOKE, rounds or 2, steps or 5, 0.0
-    shapes = shapes or Shapes(table=200_000 if quick else 1_000_000)
-    rounds = rounds or (5 if quick else 9)
-    steps = steps or (100 if quick else 200)
+    st = settings_for(quick, smoke, rounds, steps, settle, round_seconds, shapes, device, package_mode)
     quiet = quiet or Quiet(0.0, 0, 0.15, 0.0)
-    chunk = min(steps, 10)  # updates per call (runner.run(10), the trainer's runner.run(n) in pieces)
-    warmup = 2 if smoke else 10
-
-    def say(line: str = "") -> None:
-        print(line, flush=True)
-        if out is not None:
-            out.write(line + "\n")
-            out.flush()
-
-    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
-    say(f"machine: {_cpu_model()}, {len(allowed)} cores ({platform.system()} {platform.release()}), "
-        f"Python {platform.python_version()}, torch {torch.__version__}, device {device}")  # fmt: skip
-    env_seen = _openmp_env()
-    say(f"environment: {' '.join(f'{k}={v}' for k, v in env_seen.items()) or 'no OpenMP/thread variables set'} "
-        "(yours; the benchmark sets none)")  # fmt: skip
-    say(f"shapes: obs {shapes.obs}, act {shapes.act}, batch {shapes.batch}, {shapes.hidden}x{shapes.hidden}, "
-        f"{shapes.critics} critics, fp32; table of {shapes.table:,} transitions")  # fmt: skip
-    say(f"rounds: {rounds} per phase and contender, each {settle:g} s untimed, then {steps} updates in calls of "
-        f"{chunk} (or as many as {round_seconds:g} s allow); contenders alternate, the others stopped")  # fmt: skip
-    say(f"load average before: {_loadavg()}")
-    user_env = dict(os.environ)
-    contenders = [Contender("plain", "plain", user_env), Contender("package", "package", user_env)]
-    for spec in variants:
-        contenders.append(Contender(f"package [IQL_THREADS={spec}]", "package", {**user_env, "IQL_THREADS": spec}))
-    args = [*shapes.args(), f"--device={device}", f"--package-mode={package_mode}", f"--warmup={warmup}"]
-    compile_s = 0.0
-    figures: dict[str, float] = {}
+    report = Report(out)
+    report.header(st.shapes, device, _openmp_env(), rounds=st.rounds, steps=st.steps, chunk=st.chunk,
+                  settle=st.settle, round_seconds=round_seconds)  # fmt: skip
+    contenders = _contenders(variants)
+    phases = ["idle", "contended"] if contention else ["idle"]
     try:
-        for c in contenders:  # one at a time, so that compilation times are not mixed up
-            w0 = time.perf_counter()
-            c.start(args)
-            c.info = c.read()["ready"]
-            assert c.proc is not None
-            c.proc.send_signal(signal.SIGSTOP)
-            start_s = time.perf_counter() - w0
-            if c.kind == "package":
-                compile_s += c.info["first_s"]
-                say(f"{c.name}: {c.info['plan']}")
-                for note in c.info.get("notes", []):
-                    say(f"{c.name}: note: {note}")
-                say(f"{c.name}: mode {c.info.get('mode')}, Inductor options {c.info.get('inductor', '-')}")
-            compiled = ", compilation included" if c.info.get("mode") == "compile" else ""
-            say(f"{c.name}: {c.info['threads']} torch thread(s) after warm-up, environment "
-                f"{' '.join(f'{k}={v}' for k, v in c.info['env'].items()) or '(none set)'}; started in "
-                f"{start_s:.1f} s (the first update {c.info['first_s']:.1f} s{compiled}) (pid {c.info['pid']})")  # fmt: skip
-        own = [c.proc.pid for c in contenders if c.proc is not None]
-        phases = ["idle", "contended"] if contention else ["idle"]
-        for phase in phases:
-            core = _contention_core() if phase == "contended" else None
-            with busy_process(core) if phase == "contended" else _nothing() as busy:
-                if busy is not None:
-                    where = f"pinned to core {core}" if core is not None else "unpinned"
-                    say(f"contended: a busy process (python -c 'while True: pass', pid {busy.pid}) {where} "
-                        "runs during every round")  # fmt: skip
-                watched = own + ([busy.pid] if busy is not None else [])
-                background: list[float] = []
-                redone0 = quiet.redone
-                for r in range(rounds):
-                    order = contenders[r % len(contenders) :] + contenders[: r % len(contenders)]
-                    for c in order:
-                        attempt = 0
-                        while True:
-                            quiet.settle(watched)
-                            bg = Background(watched)
-                            bg.start()
-                            reply = c.ask(run=steps, chunk=chunk, seconds=round_seconds, settle=settle)
-                            load = bg.stop()
-                            if not quiet.again(load, attempt, settle + reply["seconds"]):
-                                break
-                            attempt += 1
-                        if load is not None:
-                            background.append(load)
-                        c.rates.setdefault(phase, []).append(reply["rate"])
-                        c.cores.setdefault(phase, []).append(reply["cores"])
-                        c.used.setdefault(phase, []).append(reply["threads"])
-            if background:
-                again = f"; {quiet.redone - redone0} round(s) timed again" if quiet.retries else ""
-                say(f"{phase}: other processes' load during the rounds: mean {statistics.mean(background):.2f} "
-                    f"cores, max {max(background):.2f}{again}")  # fmt: skip
-            med = {c.name: statistics.median(c.rates[phase]) for c in contenders}
-            width = max(len(c.name) for c in contenders) + 1
-            for c in contenders:
-                threads_used = "/".join(str(t) for t in sorted(set(c.used[phase])))
-                say(f"{phase}: {c.name + ':':{width}s} {med[c.name]:7.1f} updates/s ({_stats(c.rates[phase])}; "
-                    f"{statistics.median(c.cores[phase]):.2f} cores busy, {threads_used} thread(s))")  # fmt: skip
-            plain = contenders[0]
-            suffix = "" if phase == "idle" else " under contention"
-            for c in contenders[1:]:
-                per_round = [a / b for a, b in zip(c.rates[phase], plain.rates[phase], strict=True)]
-                say(f"ratio {c.name}/plain{suffix}: {med[c.name] / med['plain']:.2f}")
-                say(f"  ({c.name}/plain round by round{suffix}: min {min(per_round):.2f}, max {max(per_round):.2f})")
-        for c in contenders:
-            for phase in phases:
-                figures[f"{c.name} {phase}"] = statistics.median(c.rates[phase])
-        if contention:
-            for c in contenders:
-                share = figures[f"{c.name} contended"] / figures[f"{c.name} idle"]
-                say(f"{c.name} under contention: {100 * share:.0f}% of its idle rate")
-        figures["ratio"] = figures["package idle"] / figures["plain idle"]
-        if contention:
-            figures["ratio contended"] = figures["package contended"] / figures["plain contended"]
-            figures["robustness"] = figures["package contended"] / figures["package idle"]
-        if not quick and not smoke:
-            gflops = contenders[0].ask(matmul=1.0)["gflops"]
-            flops = flops_per_update(shapes.obs, shapes.act, shapes.hidden, shapes.batch, shapes.critics)
-            limit = gflops * 1e9 / flops
-            say(f"matmul rate (the plain process, 1024x1024 fp32): {gflops:.0f} GFLOP/s; one update is "
-                f"{flops / 1e6:.0f} MFLOP of matrix products, so the arithmetic limit is {limit:.0f} updates/s; "
-                f"package at {100 * figures['package idle'] / limit:.0f}% of it, plain at "
-                f"{100 * figures['plain idle'] / limit:.0f}%")  # fmt: skip
-        say(f"1M updates at the package's idle rate: {1e6 / figures['package idle'] / 60:.0f} min on this machine")
-        peaks = {c.name: c.ask(memory=1)["peak_mb"] for c in contenders}
-        if all(v is not None for v in peaks.values()):
-            say(f"memory: the table is {contenders[0].info['table_mb']:.0f} MB; peak resident memory of each process: "
-                + ", ".join(f"{k} {v:.0f} MB" for k, v in peaks.items()))  # fmt: skip
+        figures, compile_s = _measure(contenders, st, phases, quiet, report, matmul=not quick and not smoke)
     finally:
         for c in contenders:
             c.close()
     wall = time.perf_counter() - wall0
-    if quiet.retries or quiet.wait:
-        say(f"waiting for quiet and timing again: {quiet.spent:.0f} s of a budget of {quiet.budget:g} s")
-    say(f"load average after: {_loadavg()}")
-    say(f"benchmark wall time: {wall:.0f} s, of which compilation (the package's first update) {compile_s:.0f} s")
+    report.footer(quiet, wall, compile_s)
     figures["wall_s"], figures["compile_s"] = wall, compile_s
     return figures
 
 
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield None
-
-
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m iql_tutorial.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="a figure in under 2 minutes (compilation included)")
     p.add_argument("--smoke", action="store_true", help="tiny shapes and few updates: checks the machinery only")
@@ -569,7 +551,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--warmup", type=int, default=10, help=argparse.SUPPRESS)
     for k in vars(Shapes()):
         p.add_argument(f"--{k}", type=int, default=None, help=argparse.SUPPRESS)
-    a = p.parse_args(argv)
+    return p
+
+
+def _refuse_out_of_range(a: argparse.Namespace) -> None:
+    """A number out of range is one line and exit status 2, before anything starts."""
     for flag, value, least in (("--rounds", a.rounds, 1), ("--steps", a.steps, 1), ("--retries", a.retries, 0),
                                ("--round-seconds", a.round_seconds, 1e-9), ("--wait-quiet", a.wait_quiet, 0),
                                ("--quiet-budget", a.quiet_budget, 0), ("--max-background", a.max_background, 0)):  # fmt: skip
@@ -577,6 +563,11 @@ def main(argv: list[str] | None = None) -> None:
             need = "a positive number" if least > 0 else "0 or more"
             print(f"error: {flag} {value}: must be {need}.", file=sys.stderr)
             sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = build_parser().parse_args(argv)
+    _refuse_out_of_range(a)
     given = {k: getattr(a, k) for k in vars(Shapes()) if getattr(a, k) is not None}
     if a.worker:
         worker(a.worker, Shapes(**given), a.device, a.package_mode, a.warmup)
@@ -585,9 +576,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if out is not None:
             cmd = shlex.join(["python", "-m", "iql_tutorial.bench", *(sys.argv[1:] if argv is None else argv)])
-            out.write(f"# {cmd}  ({time.strftime('%Y-%m-%d %H:%M')})\n")
-            if a.note:
-                out.write(f"# {a.note}\n")
+            Report(out).preamble(cmd, a.note)
         run(
             quick=a.quick, smoke=a.smoke, rounds=a.rounds, steps=a.steps, device=a.device,
             contention=not a.no_contention, variants=tuple(a.variant), package_mode=a.package_mode,

@@ -41,7 +41,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 ENV_VAR = "IQL_THREADS"
@@ -94,6 +94,42 @@ def machine_busy() -> float | None:
     except (OSError, ValueError):
         return None
     return (sum(fields[:8]) - fields[3] - fields[4]) / _clock_ticks()
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds of process ``pid`` (all its threads), from /proc/PID/stat; 0 where unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+        return (int(rest[11]) + int(rest[12])) / _clock_ticks()
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+class OthersLoad:
+    """The CPU use of *other* processes (in cores) between two looks: the machine's busy time
+    (:func:`machine_busy`) less the CPU time ``own()`` counts (default: this process's).
+
+    The adaptive thread plan looks before each call of the runner; the benchmark looks around each
+    round, counting its contenders' and its busy process's CPU time as its own."""
+
+    def __init__(self, own: Callable[[], float] | None = None) -> None:
+        self.own = own or (lambda: time.process_time())
+        self.start()
+
+    def start(self) -> None:
+        """Look now: the next :meth:`look` measures from here."""
+        self.t, self.busy, self.mine = time.perf_counter(), machine_busy(), self.own()
+
+    def look(self) -> float | None:
+        """Other processes' load since the last look, which this one replaces; None where /proc/stat
+        cannot be read (the last look is kept)."""
+        now, busy, mine = time.perf_counter(), machine_busy(), self.own()
+        if busy is None or self.busy is None:
+            return None
+        others = max(0.0, (busy - self.busy) - (mine - self.mine)) / max(now - self.t, 1e-9)
+        self.t, self.busy, self.mine = now, busy, mine
+        return others
 
 
 @dataclass(frozen=True)
@@ -183,7 +219,7 @@ class _Monitor:
         self.reset()
 
     def reset(self, full: int | None = None) -> None:
-        self.t, self.busy, self.own = time.perf_counter(), machine_busy(), time.process_time()
+        self.load = OthersLoad()
         self.full, self.current = full, full
         self.switches = 0
 
@@ -193,14 +229,11 @@ class _Monitor:
         if self.full is None or self.current is None:  # adjust() without apply()
             self.full = self.current = plan.threads or torch.get_num_threads()
         full = self.full
-        now = time.perf_counter()
-        if now - self.t < CHECK_INTERVAL:
+        if time.perf_counter() - self.load.t < CHECK_INTERVAL:
             return self.current
-        busy, own = machine_busy(), time.process_time()
-        if busy is None or self.busy is None:
+        others = self.load.look()
+        if others is None:
             return self.current
-        others = max(0.0, (busy - self.busy) - (own - self.own)) / (now - self.t)
-        self.t, self.busy, self.own = now, busy, own
         if others >= BUSY:
             want = max(1, min(full, cores() - math.ceil(others - 0.2)))
         elif others < QUIET:
