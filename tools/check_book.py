@@ -210,11 +210,15 @@ def figure_outputs(nb: nbformat.NotebookNode) -> int:
     return count
 
 
-def executed_notebook(src: Path, build: Path, docname: str) -> nbformat.NotebookNode | None:
-    """The notebook as executed for this build: myst-nb's copy in ``_build/jupyter_execute``,
-    else the execution cache, else the source's stored outputs; None for plain Markdown pages."""
+def executed_notebook(src: Path, build: Path, docname: str, glue: bool = False) -> nbformat.NotebookNode | None:
+    """The notebook as executed for this build: myst-nb's copy in ``_build/jupyter_execute``, else
+    the execution cache's record, else the source's stored outputs; None for plain Markdown pages.
+
+    ``glue``: with the glue outputs, which myst-nb strips from its copy (so the copy is skipped):
+    the cache's record (``make book``), else the source itself when it was executed before the build
+    (``make test``'s nbmake copies); None also for a notebook with no outputs anywhere."""
     executed = build / "jupyter_execute" / f"{docname}.ipynb"
-    if executed.exists():
+    if not glue and executed.exists():
         nb = nbformat.read(executed, as_version=4)
         if any(c.get("execution_count") for c in nb.cells if c.cell_type == "code"):
             return nb
@@ -231,27 +235,8 @@ def executed_notebook(src: Path, build: Path, docname: str) -> nbformat.Notebook
             return get_cache(cache_dir).merge_match_into_file(str(source))[1]
         except KeyError:
             pass
-    return nbformat.read(source, as_version=4)
-
-
-def notebook_with_glue(src: Path, build: Path, docname: str) -> nbformat.NotebookNode | None:
-    """The executed notebook with its glue outputs, which myst-nb strips from its copy in
-    ``_build/jupyter_execute``: the execution cache's record (``make book``), else the source
-    itself when it was executed before the build (``make test``'s nbmake copies); None for a
-    Markdown page or a notebook with no outputs anywhere."""
-    source = source_of(src, docname)
-    if source is None or source.suffix != ".ipynb":
-        return None
-    cache_dir = build / ".jupyter_cache"
-    if cache_dir.exists():
-        from jupyter_cache import get_cache
-
-        try:
-            return get_cache(cache_dir).merge_match_into_file(str(source))[1]
-        except KeyError:
-            pass
     nb = nbformat.read(source, as_version=4)
-    return nb if any(c.get("outputs") for c in nb.cells if c.cell_type == "code") else None
+    return nb if not glue or any(c.get("outputs") for c in nb.cells if c.cell_type == "code") else None
 
 
 def placeholder_repository(src: Path) -> str | None:
@@ -1045,7 +1030,7 @@ def check_page(browser: Browser, src: Path, html: Path, docname: str, shots: Pat
     report.problems.extend(
         f"a glued string longer than {MAX_GLUED_WORDS} words (write the sentence in the Markdown, glue only "
         f"its numbers and labels): {g}"
-        for g in long_glued_strings(notebook_with_glue(src, html.parent, docname))
+        for g in long_glued_strings(executed_notebook(src, html.parent, docname, glue=True))
     )
     return report
 
