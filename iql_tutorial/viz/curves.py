@@ -18,6 +18,8 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
+from iql_tutorial.viz.style import book_style
+
 # The width of the book's text column in inches at the notebooks' 100 dpi.
 WIDTH = 7.2
 # Colours of the two methods in every figure of these chapters.
@@ -30,8 +32,9 @@ def score_label(reference: str) -> str:
 
 
 def use_book_style() -> None:
-    """The figures' fonts and resolution (called once by a chapter's set-up cell)."""
-    plt.rcParams.update({"font.size": 10, "axes.titlesize": 10, "legend.fontsize": 9, "figure.dpi": 100})
+    """The book's one style (:func:`iql_tutorial.viz.style.book_style`), called once by a chapter's
+    set-up cell."""
+    book_style()
 
 
 def scratch_vs_package(track: pd.DataFrame) -> Figure:
@@ -40,7 +43,7 @@ def scratch_vs_package(track: pd.DataFrame) -> Figure:
 
     ``track`` has a ``step`` column, ``<loss> (package)`` and ``<loss> (scratch)`` columns for
     ``value_loss``, ``critic_loss`` and ``actor_loss``, and ``max_param_diff``."""
-    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 5.2))
+    fig, axes = plt.subplots(2, 2, layout="constrained", figsize=(WIDTH, 5.2))
     for ax, key in zip(axes.flat, ("value_loss", "critic_loss", "actor_loss"), strict=False):
         ax.plot(track["step"], track[f"{key} (package)"], lw=3, alpha=0.5, label="IQLAgent.update")
         ax.plot(track["step"], track[f"{key} (scratch)"], lw=1, color="k", ls="--", label="from scratch")
@@ -51,7 +54,6 @@ def scratch_vs_package(track: pd.DataFrame) -> Figure:
     ax = axes[1, 1]
     ax.semilogy(track["step"], track["max_param_diff"].clip(lower=1e-10))
     ax.set(xlabel="gradient steps", ylabel="max |difference|", title="largest parameter difference")
-    fig.tight_layout()
     return fig
 
 
@@ -63,7 +65,7 @@ def iql_vs_bc(
 
     ``results[dataset_name, method]`` is a ``TrainResult`` (its ``eval_log`` and ``dataset``);
     the bands are one standard deviation over the evaluation episodes."""
-    fig, axes = plt.subplots(1, len(datasets), figsize=(WIDTH, 3.6), sharey=True)
+    fig, axes = plt.subplots(1, len(datasets), layout="constrained", figsize=(WIDTH, 3.6), sharey=True)
     for ax, data_name in zip(np.atleast_1d(axes), datasets, strict=True):
         d = results[data_name, "IQL"].dataset
         data_scores = d.normalized_score(d.episode_returns)
@@ -78,7 +80,6 @@ def iql_vs_bc(
     first = np.atleast_1d(axes)[0]
     first.set_ylabel(ylabel)
     first.legend(loc="best")
-    fig.tight_layout()
     return fig
 
 
@@ -93,7 +94,7 @@ def training_losses(results: Mapping[tuple[str, str], Any]) -> Figure:
     )
     styles = ("-", "--", ":", "-.")
     data_names = list(dict.fromkeys(data_name for data_name, _ in results))
-    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 5.4))
+    fig, axes = plt.subplots(2, 2, layout="constrained", figsize=(WIDTH, 5.4))
     for (data_name, name), r in results.items():
         style = {"color": COLORS[name], "ls": styles[data_names.index(data_name)]}
         for ax, (key, title) in zip(axes.flat, panels, strict=True):
@@ -104,7 +105,6 @@ def training_losses(results: Mapping[tuple[str, str], Any]) -> Figure:
     axes[1, 0].set_ylabel("loss")
     axes[1, 1].set_ylabel("V (normalized reward units)")
     axes[1, 1].legend(fontsize=9)
-    fig.tight_layout()
     return fig
 
 
@@ -114,15 +114,14 @@ def value_heads(
     """Chapter 7: the two value heads of the two-component Pendulum agent over a grid of angles
     and velocities (``v`` of shape ``[*grid, 2]``), and where the dataset's states are."""
     xlabel, ylabel = r"angle $\theta$ (rad, 0 = upright)", r"$\dot\theta$ (rad/s)"
-    fig, axes = plt.subplots(1, 3, figsize=(WIDTH, 2.9), sharey=True)
+    fig, axes = plt.subplots(1, 3, layout="constrained", figsize=(WIDTH, 2.9), sharey=True)
     for ax, k, title in ((axes[0], 0, "angle cost head"), (axes[1], 1, "effort cost head")):
         im = ax.pcolormesh(theta, theta_dot, v[..., k], cmap="viridis", shading="auto")
-        fig.colorbar(im, ax=ax, orientation="horizontal", pad=0.3, label="cost-to-go (normalized)")
+        fig.colorbar(im, ax=ax, orientation="horizontal", pad=0.02, label="cost-to-go (normalized)")
         ax.set(xlabel=xlabel, title=title)
     axes[2].hist2d(data_theta, data_theta_dot, bins=[60, 50], range=[[-np.pi, np.pi], [-8, 8]], cmap="Greys")
     axes[2].set(xlabel=xlabel, title="the dataset's states")
     axes[0].set_ylabel(ylabel)
-    fig.tight_layout()
     return fig
 
 
@@ -131,7 +130,7 @@ def sensitivity(
 ) -> Figure:
     """Chapter 7: the final score of every (tau, beta) cell as an annotated heatmap; behaviour
     cloning's score (and its standard error) in the title."""
-    fig, ax = plt.subplots(figsize=(5.0, 3.8))
+    fig, ax = plt.subplots(layout="constrained", figsize=(5.0, 3.8))
     im = ax.imshow(scores, cmap="viridis", aspect="auto")
     for i in range(len(taus)):
         for j in range(len(betas)):
@@ -142,7 +141,6 @@ def sensitivity(
     bc_text = f"BC: {bc:.0f}" + (f" ± {bc_se:.0f}" if bc_se is not None else "")
     ax.set(xlabel=r"inverse temperature $\beta$", ylabel=r"expectile $\tau$", title=f"final score ({bc_text})")
     fig.colorbar(im, ax=ax, label="normalized score")
-    fig.tight_layout()
     return fig
 
 
@@ -158,7 +156,7 @@ def priorities(
     draws rescaled to the dataset's size), and where in the state space they are (right)."""
     positive = priority[priority > 0]
     bins = np.logspace(np.log10(max(positive.min(), 1e-4)), np.log10(priority.max()), 60)
-    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.4))
+    fig, axes = plt.subplots(1, 2, layout="constrained", figsize=(WIDTH, 3.4))
     ax = axes[0]
     ax.hist(priority, bins=bins, color="gray", alpha=0.6, label="whole dataset")
     for draws, label in ((uniform_draws, "uniform draws"), (prioritized_draws, f"prioritized, α = {alpha:g}")):
@@ -169,7 +167,6 @@ def priorities(
     sc = axes[1].scatter(theta, theta_dot, c=priority, s=2, cmap="magma", norm=LogNorm())
     fig.colorbar(sc, ax=axes[1], label="priority")
     axes[1].set(xlabel=r"angle $\theta$ (rad, 0 = upright)", ylabel=r"$\dot\theta$ (rad/s)")
-    fig.tight_layout()
     return fig
 
 
@@ -178,7 +175,7 @@ def offline_diagnostics(runs: Mapping[str, Any], behaviour_score: float, ylabel:
     (c) the policies' plain and advantage-weighted log-likelihoods of the held-out actions.
 
     ``runs`` maps a method's name (``"IQL"``, ``"BC"``) to its ``TrainResult``."""
-    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 5.8))
+    fig, axes = plt.subplots(2, 2, layout="constrained", figsize=(WIDTH, 5.8))
     ax = axes[0, 0]
     for name, r in runs.items():
         e = r.eval_log
@@ -207,5 +204,4 @@ def offline_diagnostics(runs: Mapping[str, Any], behaviour_score: float, ylabel:
             ax.plot(r.diag_log["step"], r.diag_log[col], "o-", color=COLORS[name], label=name)
         ax.set(xlabel="gradient steps", ylabel="nats per action", title=title)
         ax.legend()
-    fig.tight_layout()
     return fig

@@ -3,7 +3,8 @@
 Every function takes the numbers a chapter computed and returns the figure (the chapter's
 ``hide-input`` cell calls it and shows it). Sizes are made for the book's text column: about
 7.5 inches wide at 100 dpi, so a figure is shown at close to its natural size, with text of at
-least 9 pt. ``book_style()`` sets those defaults; every chapter calls it in its setup cell.
+least 9 pt. ``book_style()`` (the book's one style, :mod:`iql_tutorial.viz.style`) sets those
+defaults; every chapter calls it in its setup cell.
 """
 
 from __future__ import annotations
@@ -17,27 +18,8 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from iql_tutorial.viz.maze import draw_maze
-
-#: width of a full-column figure, inches (at ``figure.dpi`` = 100 it fills the book's column)
-WIDTH = 7.5
-
-
-def book_style() -> None:
-    """The book's matplotlib defaults: a column-wide figure, 10 pt text, 9 pt legends and ticks."""
-    plt.rcParams.update(
-        {
-            "figure.dpi": 100,
-            "figure.figsize": (WIDTH, 3.4),
-            "font.size": 10,
-            "axes.titlesize": 10,
-            "axes.labelsize": 10,
-            "legend.fontsize": 9,
-            "xtick.labelsize": 9,
-            "ytick.labelsize": 9,
-            "figure.constrained_layout.use": True,
-        }
-    )
-
+from iql_tutorial.viz.style import WIDTH
+from iql_tutorial.viz.style import book_style as book_style  # the chapters call plots.book_style()
 
 # --- chapter 1 ----------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
 from iql_tutorial.runs.stats import Interval, iqm
+from iql_tutorial.viz.style import book_rc
 
 # The width of the book's text column in inches at 100 dpi.
 WIDTH = 7.2
@@ -30,19 +31,6 @@ COLORS = {"IQL": "C0", "BC": "C1"}
 # mazes the noise-free controller aimed at the goal (the score is then a success rate in percent).
 SCORE_LABEL = "normalized score\n(0 = random, 100 = the dataset's\nreference policy)"
 SCORE_LINE = "normalized score (0 = random, 100 = the dataset's reference policy)"
-
-
-def _rc() -> Any:
-    return {
-        "figure.dpi": 100,
-        "font.size": 10,
-        "axes.titlesize": 10,
-        "axes.labelsize": 10,
-        "legend.fontsize": 9,
-        "xtick.labelsize": 9,
-        "ytick.labelsize": 9,
-        "figure.constrained_layout.use": True,
-    }
 
 
 def short(dataset_id: str) -> str:
@@ -57,7 +45,7 @@ def _thousands(x: float, _: Any) -> str:
 def live_run(train_log: pd.DataFrame, eval_log: pd.DataFrame) -> Figure:
     """The live run: value and critic losses (Eqs. 5 and 6), the actor loss (Eq. 7) and the
     evaluation score (mean +- std over episodes) against gradient steps."""
-    with plt.rc_context(_rc()):
+    with plt.rc_context(book_rc()):
         fig, axes = plt.subplot_mosaic([["loss", "actor"], ["eval", "eval"]], figsize=(WIDTH, 5.0))
         ax = axes["loss"]
         ax.plot(train_log["step"], train_log["value_loss"], label="value, Eq. (5)")
@@ -83,7 +71,7 @@ def learning_curves(
 ) -> Figure:
     """One panel per dataset: every finished seed thin, the IQM over seeds at each evaluation
     thick, the data reference dashed (where there is one)."""
-    with plt.rc_context(_rc()):
+    with plt.rc_context(book_rc()):
         ncols = 2
         nrows = math.ceil(len(datasets) / ncols)
         fig, axes = plt.subplots(nrows, ncols, figsize=(WIDTH, 2.5 * nrows + 0.6), squeeze=False, sharex=True)
@@ -126,7 +114,7 @@ def intervals(
     and the data reference where given. Right: the interval of the IQM difference ``a - b`` per
     dataset, with zero marked."""
     names = [short(ds) for ds in table.index]
-    with plt.rc_context(_rc()):
+    with plt.rc_context(book_rc()):
         fig, (left, right) = plt.subplots(
             1, 2, figsize=(WIDTH, 0.45 * len(names) + 1.9), sharey=True, width_ratios=[3, 2]
         )
@@ -158,7 +146,7 @@ def finetune_curves(online: pd.DataFrame) -> Figure:
     """Online fine-tuning after offline IQL: every seed thin, the IQM over seeds thick, one panel
     per dataset; step 0 is the offline policy."""
     datasets = sorted(online["dataset"].unique())
-    with plt.rc_context(_rc()):
+    with plt.rc_context(book_rc()):
         fig, axes = plt.subplots(1, len(datasets), figsize=(WIDTH, 2.9), squeeze=False)
         for ax, ds in zip(axes[0], datasets, strict=True):
             sub = online[online["dataset"] == ds]
