@@ -103,15 +103,15 @@ lab: setup
 # The budget (1M gradient steps on a GPU, 100k on a CPU) and the mode (CUDA graph on a GPU, the
 # compiled step on a CPU) are the trainer's own defaults (iql_tutorial.runs.train.default_steps).
 train: setup
-	$(PY) -m iql_tutorial.train --dataset $(or $(DATASET),iqlbook/pendulum/medium-replay-v0) \
+	$(PY) -m iql_tutorial train --dataset $(or $(DATASET),iqlbook/pendulum/medium-replay-v0) \
 		$(if $(STEPS),--steps $(STEPS)) $(TRAIN_ARGS)
 
 # writes runs/sweeps/sweep.{csv,json}; committing results for the book is explicit: add --results data/results
 results: setup
-	$(PY) -m iql_tutorial.results $(RESULTS_ARGS)
+	$(PY) -m iql_tutorial sweep $(RESULTS_ARGS)
 
 bench: setup
-	$(PY) -m iql_tutorial.bench $(BENCH_ARGS)
+	$(PY) -m iql_tutorial bench $(BENCH_ARGS)
 
 # The wheels a GPU machine without internet needs for tools/gpu_check.sh (its image has PyTorch,
 # numpy, h5py, pandas and tqdm but not these): pure Python, for Python 3.12, into .whl/ (ignored;
@@ -122,7 +122,7 @@ gpu-kit:
 		--platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl $(GPU_WHEELS)
 
 data: setup
-	$(PY) -m iql_tutorial.data build --all
+	$(PY) -m iql_tutorial data build --all
 
 lint: setup
 	$(VENV)/bin/ruff check iql_tutorial tests tools book

@@ -12,7 +12,7 @@ arXiv:2110.06169. The subpackages follow the data flow:
 - ``data``: transitions on the device, loading any Minari dataset, importing your own arrays;
   the book's dataset names (``catalogue``) and the Minari writer (``minari_writer``).
 - ``datasets``: making this book's datasets (behaviour SAC, rollouts, recipes, mazes) and their
-  command line (``python -m iql_tutorial.data``); never imported by training.
+  command line (``python -m iql_tutorial data``); never imported by training.
 - ``runs``: ``train``, ``finetune``, ``sweep``, ``evaluation``, ``checkpoint``, ``cli``.
 - ``envs``: the point mazes.
 - ``viz``: the book's figure helpers.
@@ -22,11 +22,10 @@ import-linter, configured in ``pyproject.toml``): ``utils`` < ``envs`` < ``core`
 ``speed`` < ``runs`` | ``datasets`` (neither imports the other) < ``viz``. No cycles, no private
 name used across modules; this ``__init__`` is the one place that ties layers together.
 
-Command lines: ``python -m iql_tutorial.train``, ``.finetune``, ``.results``, ``.bench``, ``.data``.
-Old module paths (``iql_tutorial.agent``, ``iql_tutorial.train``, ...) still work: see ``_moved``.
+One command line, ``python -m iql_tutorial <command>`` (``__main__``): ``train``, ``finetune``,
+``sweep``, ``bench``, ``data``, ``sac``; ``python -m iql_tutorial`` lists them.
 """
 
-from iql_tutorial import _moved
 from iql_tutorial._version import __version__
 from iql_tutorial.core.agent import IQLAgent
 from iql_tutorial.core.config import IQLConfig
@@ -35,6 +34,5 @@ from iql_tutorial.speed.runner import StepRunner
 # The agent's updates run through the speed layer's runner (eager, compiled, CUDA graph); core
 # never imports speed, so the package plugs it in here, before any agent is made.
 IQLAgent.runner_class = StepRunner
-_moved.install()
 
 __all__ = ["IQLAgent", "IQLConfig", "__version__"]

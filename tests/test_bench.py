@@ -30,7 +30,7 @@ def no_plan(monkeypatch):
 
 def test_smoke_run_in_own_processes_prints_every_figure():
     """Tiny shapes, a few updates: every line the book and the issue rely on is printed and parses."""
-    cmd = [sys.executable, "-m", "iql_tutorial.bench", "--smoke", "--package-mode", "eager", "--variant", "1"]
+    cmd = [sys.executable, "-m", "iql_tutorial", "bench", "--smoke", "--package-mode", "eager", "--variant", "1"]
     env = {k: v for k, v in __import__("os").environ.items() if k not in ("OMP_WAIT_POLICY", "IQL_THREADS")}
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=ROOT, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -181,4 +181,4 @@ def test_the_figure_check_fails_a_figure_typed_from_nowhere(tmp_path):
 def test_the_book_points_at_the_full_protocol():
     text = PAGE.read_text()
     assert "docs/performance.md" in text and (ROOT / "docs" / "performance.md").is_file()
-    assert "## The GPU path" in text and "python -m iql_tutorial.bench" in text
+    assert "## The GPU path" in text and "python -m iql_tutorial bench" in text

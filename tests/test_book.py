@@ -277,7 +277,7 @@ ipywidgets.FloatProgress(value=0.5, max=1.0)
 """
 BAD_LONG_LINE = 'LONG = "' + "x" * 200 + '"\nprint(LONG)\n'
 # a shell command in the prose, wider than the column
-BAD_PROSE_BLOCK = "```bash\npython -m iql_tutorial.train" + " --flag value" * 12 + "\n```\n"
+BAD_PROSE_BLOCK = "```bash\npython -m iql_tutorial train" + " --flag value" * 12 + "\n```\n"
 
 
 # Issue 22, item 1: a chapter 6-8 page (at most 100 visible code lines) with 41 + 35 + 30 = 106

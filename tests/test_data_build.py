@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from minari.data_collector import EpisodeBuffer
 
-from iql_tutorial.data import load_dataset, minari_io
-from iql_tutorial.data.__main__ import main as cli
+from iql_tutorial.data import load_dataset
 from iql_tutorial.data.loader import REPO_DATA_DIR
-from iql_tutorial.data.recipes import RECIPES, build, ensure_dataset, resolve
-from iql_tutorial.data.rollouts import episodes_from_replay
+from iql_tutorial.datasets import minari_io
+from iql_tutorial.datasets.cli import main as cli
+from iql_tutorial.datasets.recipes import RECIPES, build, ensure_dataset, resolve
+from iql_tutorial.datasets.rollouts import episodes_from_replay
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Minari's advice on metadata of test datasets
 
@@ -110,7 +111,7 @@ def test_unknown_id_lists_local_ids_and_the_build_command():
     with pytest.raises(FileNotFoundError) as e:
         load_dataset("iqlbook/pendulum/nonsense-v0", download=False)
     msg = str(e.value)
-    assert "iqlbook/pendulum/medium-v0" in msg and "python -m iql_tutorial.data build" in msg
+    assert "iqlbook/pendulum/medium-v0" in msg and "python -m iql_tutorial data build" in msg
 
 
 def test_unknown_short_name_lists_known_names(capsys):
@@ -257,7 +258,7 @@ def test_medium_replay_prefix_reproduces_the_committed_sac_run(tmp_path):
     """The committed medium-replay data is the SAC run's replay buffer. Rerunning that run (its
     recorded config and seed) for its uniform-random warm-up gives the same transitions bit for
     bit (after the warm-up, float rounding of the updates differs between machines)."""
-    from iql_tutorial.sac import SACConfig, replay_arrays, to_env_action, train_sac
+    from iql_tutorial.datasets.sac import SACConfig, replay_arrays, to_env_action, train_sac
 
     training = json.loads((REPO_DATA_DIR / "behaviour" / "pendulum" / "behaviour.json").read_text())["training"]
     cfg = SACConfig(**{**training["sac_config"], "hidden": tuple(training["sac_config"]["hidden"])})
@@ -284,7 +285,7 @@ def test_medium_replay_build_cuts_the_replay_at_the_medium_snapshot(tmp_minari, 
     rebuilding gives the same file."""
     import importlib
 
-    from iql_tutorial.sac import SACConfig, to_env_action, train_sac
+    from iql_tutorial.datasets.sac import SACConfig, to_env_action, train_sac
 
     train_sac("Pendulum-v1", 700, tmp_path / "sac", SACConfig(hidden=(16, 16), batch_size=16, start_steps=300),
               seed=3, snapshot_every=10**9, checkpoint_dir=tmp_path / "cache", progress=False)  # fmt: skip

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import iql_tutorial.envs  # noqa: F401  (registers the mazes)
-from iql_tutorial.data.behaviour import behaviour_dir, read_behaviour
 from iql_tutorial.data.loader import REPO_DATA_DIR
-from iql_tutorial.data.recipes import RECIPES
+from iql_tutorial.datasets.behaviour import behaviour_dir, read_behaviour
+from iql_tutorial.datasets.recipes import RECIPES
 
 # the datasets the recipes say are committed, whether or not their files exist: a missing one fails
 SHIPPED = [r for r in RECIPES.values() if r.shipped]

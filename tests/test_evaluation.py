@@ -11,9 +11,9 @@ import torch
 
 from iql_tutorial import IQLAgent, IQLConfig
 from iql_tutorial.data import ActionScaler, OfflineDataset
-from iql_tutorial.evaluation import evaluate, rollout_returns
-from iql_tutorial.finetune import FinetuneConfig, finetune
-from iql_tutorial.train import TrainConfig, train
+from iql_tutorial.runs.evaluation import evaluate, rollout_returns
+from iql_tutorial.runs.finetune import FinetuneConfig, finetune
+from iql_tutorial.runs.train import TrainConfig, train
 
 torch.set_num_threads(1)
 DATA_ID = "tests/pendulum/short-v0"  # 2 random episodes of 30 steps

@@ -218,8 +218,8 @@ def test_the_sweep_writes_outside_the_source_tree_by_default():
 
 # -------------------------------------------------------------------------------------------- data
 def test_data_help_lists_import_and_list_says_where_it_looked(tmp_path, capsys):
-    from iql_tutorial.data.__main__ import main as data_main
     from iql_tutorial.data.importer import import_arrays
+    from iql_tutorial.datasets.cli import main as data_main
 
     assert data_main(["--help"]) == 0
     text = capsys.readouterr().out
@@ -240,10 +240,10 @@ def test_data_help_lists_import_and_list_says_where_it_looked(tmp_path, capsys):
 
 
 def test_the_readme_import_example_works_as_written(tmp_path, monkeypatch, capsys):
-    from iql_tutorial.data.__main__ import main as data_main
+    from iql_tutorial.datasets.cli import main as data_main
 
-    line = next(x for x in (REPO / "README.md").read_text().splitlines() if " iql_tutorial.data import " in x)
-    args = line.split("#")[0].split("iql_tutorial.data", 1)[1].split()
+    line = next(x for x in (REPO / "README.md").read_text().splitlines() if " iql_tutorial data import " in x)
+    args = line.split("#")[0].split("iql_tutorial data", 1)[1].split()
     rng = np.random.default_rng(0)
     monkeypatch.chdir(tmp_path)
     np.savez(args[1], observations=rng.normal(size=(40, 3)), actions=rng.uniform(-1, 1, (40, 1)),
@@ -320,7 +320,7 @@ def test_data_import_past_the_file_size_limit_never_crashes_and_leaves_nothing(t
     n = 4000
     np.savez(tmp_path / "logs.npz", observations=rng.normal(size=(n, 3)), actions=rng.uniform(-1, 1, (n, 1)),
              rewards=rng.normal(size=n), terminals=np.zeros(n), timeouts=np.arange(n) % 200 == 199)  # fmt: skip
-    cmd = [sys.executable, "-m", "iql_tutorial.data", "import", str(tmp_path / "logs.npz"), "--id", "me/task/kind-v0",
+    cmd = [sys.executable, "-m", "iql_tutorial", "data", "import", str(tmp_path / "logs.npz"), "--id", "me/task/kind-v0",
            "--action-low", "-1", "--action-high", "1"]  # fmt: skip
     env = {**os.environ, "MINARI_DATASETS_PATH": str(root)}
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO, timeout=300)
@@ -384,12 +384,12 @@ def test_a_read_only_folder_is_one_line_for_train_and_import(tmp_path):
 
         env = {**os.environ, "HOME": str(home), "MINARI_DATASETS_PATH": str(readonly), "IQL_THREADS": "1"}
         out = readonly / "runs" / "x"
-        r = subprocess.run([*prefix, sys.executable, "-m", "iql_tutorial.train", *TRAIN, "--out", str(out)], env=env,
+        r = subprocess.run([*prefix, sys.executable, "-m", "iql_tutorial", "train", *TRAIN, "--out", str(out)], env=env,
                            capture_output=True, text=True, cwd=REPO, timeout=300, preexec_fn=preexec)  # fmt: skip
         assert r.returncode == 2, r.stderr
         line = one_error_line(r.stderr)
         assert line.startswith(f"error: cannot create the run folder {out}: Permission denied; choose a folder")
-        r = subprocess.run([*prefix, sys.executable, "-m", "iql_tutorial.data", "import", str(base / "logs.npz"), "--id",
+        r = subprocess.run([*prefix, sys.executable, "-m", "iql_tutorial", "data", "import", str(base / "logs.npz"), "--id",
                             "me/task/kind-v0", "--action-low", "-1", "--action-high", "1"], env=env,
                            capture_output=True, text=True, cwd=REPO, timeout=300, preexec_fn=preexec)  # fmt: skip
         assert r.returncode == 2, r.stderr

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from iql_tutorial import IQLConfig
-from iql_tutorial.finetune import FinetuneConfig, ReplayBuffer, finetune
-from iql_tutorial.train import TrainConfig, train
+from iql_tutorial.runs.finetune import FinetuneConfig, ReplayBuffer, finetune
+from iql_tutorial.runs.train import TrainConfig, train
 
 torch.set_num_threads(1)
 DATA_ID = "tests/pendulum/short-v0"
@@ -96,7 +96,7 @@ class Killed(Exception):
 
 def test_killed_fine_tuning_resumes_exactly(offline_run, tiny_minari, tmp_path, monkeypatch):
     full = finetune(cfg(offline_run, tmp_path / "full"), progress=False)
-    from iql_tutorial.finetune import ReplayBuffer as RB
+    from iql_tutorial.runs.finetune import ReplayBuffer as RB
 
     original = RB.add
 

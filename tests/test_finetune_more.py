@@ -7,8 +7,8 @@ import torch
 
 from iql_tutorial import IQLConfig
 from iql_tutorial.data import Transitions
-from iql_tutorial.finetune import FinetuneConfig, ReplayBuffer, finetune, main
-from iql_tutorial.train import TrainConfig, train
+from iql_tutorial.runs.finetune import FinetuneConfig, ReplayBuffer, finetune, main
+from iql_tutorial.runs.train import TrainConfig, train
 
 torch.set_num_threads(1)
 DATA_ID = "tests/pendulum/short-v0"  # 2 random episodes of 30 steps: 60 offline transitions

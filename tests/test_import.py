@@ -277,7 +277,7 @@ def test_the_data_command_dispatches_import(root, tmp_path):
     import sys
 
     path = save(logged(), tmp_path / "log.npz")
-    cmd = [sys.executable, "-m", "iql_tutorial.data", "import", str(path), "--id", "me/test/sub-v0"]
+    cmd = [sys.executable, "-m", "iql_tutorial", "data", "import", str(path), "--id", "me/test/sub-v0"]
     env = {**os.environ, "MINARI_DATASETS_PATH": str(root)}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 2 and proc.stderr.startswith("error: no action bounds")

@@ -76,7 +76,7 @@ def test_the_private_name_check_finds_each_kind():
     code = """
 from iql_tutorial.data.loader import _flatten_obs
 from iql_tutorial.speed import threads
-from iql_tutorial._moved import MOVED
+from iql_tutorial._version import __version__
 from .loader import _helper
 x = threads._APPLIED
 step._compiled = 1
@@ -85,7 +85,7 @@ from iql_tutorial.data.loader import flatten_obs
 """
     found = private_uses(code, "iql_tutorial.runs.evaluation")
     assert [f.split(":")[0] for f in found] == ["line 2", "line 5", "line 6", "line 7"], found
-    assert private_uses("from iql_tutorial import _moved\n", "iql_tutorial", is_package=True) == []
+    assert private_uses("from iql_tutorial import _version\n", "iql_tutorial", is_package=True) == []
 
 
 def test_no_private_name_is_used_across_modules():

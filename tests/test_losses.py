@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from iql_tutorial import losses
+from iql_tutorial.core import losses
 
 
 def test_expectile_loss_is_asymmetric_by_hand():

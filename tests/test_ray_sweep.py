@@ -117,5 +117,5 @@ def test_ray_sweep_resumes_a_killed_task_and_matches_the_loop(tiny_minari, tmp_p
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), tag
     runs = {w: json.loads((tmp_path / w / "results" / "t.json").read_text())["runs"] for w in ("ray", "local")}
     assert list(runs["ray"]) == list(runs["local"]) == [run_tag(DATASET, "awr", s) for s in (0, 1)]
-    assert all(r["hardware"] and r["commit"] and r["command"].startswith("python -m iql_tutorial.train")
+    assert all(r["hardware"] and r["commit"] and r["command"].startswith("python -m iql_tutorial train")
                for r in runs["ray"].values())  # fmt: skip

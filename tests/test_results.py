@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from iql_tutorial.results import SweepConfig, run_sweep, summary
+from iql_tutorial.runs.sweep import SweepConfig, run_sweep, summary
 
 torch.set_num_threads(1)
 # the compiled test uses test_train.py's configuration, so Dynamo compiles the graph once per process
@@ -28,7 +28,7 @@ def test_sweep_gathers_curves_and_skips_finished_runs(tiny_minari, tmp_path):
     meta = json.loads((tmp_path / "results" / "t.json").read_text())
     assert len(meta["runs"]) == 4
     run = next(iter(meta["runs"].values()))
-    assert run["command"].startswith("python -m iql_tutorial.train")
+    assert run["command"].startswith("python -m iql_tutorial train")
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "iql_tutorial"],
                            capture_output=True, text=True, cwd=REPO)  # fmt: skip
@@ -58,7 +58,7 @@ def test_compiled_sweep_records_its_command(tiny_minari, tmp_path):
 
 
 def test_finetune_sweep_continues_the_offline_runs(tiny_minari, tmp_path):
-    from iql_tutorial.results import run_finetune_sweep
+    from iql_tutorial.runs.sweep import run_finetune_sweep
 
     kw = {
         "datasets": ["tests/pendulum/short-v0"],

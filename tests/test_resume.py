@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from iql_tutorial import IQLConfig
-from iql_tutorial.checkpoint import CsvLog
-from iql_tutorial.finetune import FinetuneConfig, finetune
-from iql_tutorial.train import TrainConfig, train
+from iql_tutorial.runs.checkpoint import CsvLog
+from iql_tutorial.runs.finetune import FinetuneConfig, finetune
+from iql_tutorial.runs.train import TrainConfig, train
 
 torch.set_num_threads(1)
 TRAIN_DATA = "tests/pendulum/tiny-v0"  # 3 episodes of 50 steps

@@ -10,8 +10,8 @@ import torch
 
 from iql_tutorial import IQLConfig
 from iql_tutorial.data import OfflineDataset, load_dataset, reward_normalization
-from iql_tutorial.finetune import FinetuneConfig, finetune
-from iql_tutorial.train import TrainConfig, preset_for, train
+from iql_tutorial.runs.finetune import FinetuneConfig, finetune
+from iql_tutorial.runs.train import TrainConfig, preset_for, train
 
 torch.set_num_threads(1)
 PENDULUM = "tests/pendulum/tiny-v0"  # 3 random episodes of 50 steps

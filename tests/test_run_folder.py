@@ -69,7 +69,7 @@ def start_paused(tmp_path: Path, root, out: Path, at: int, *extra: str) -> tuple
 
 
 def run_train(root, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "iql_tutorial.train", *TRAIN, "--out", str(out), *extra],
+    return subprocess.run([sys.executable, "-m", "iql_tutorial", "train", *TRAIN, "--out", str(out), *extra],
                           env=env_for(root), capture_output=True, text=True, cwd=REPO, timeout=300)  # fmt: skip
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.distributions import Normal, TanhTransform, TransformedDistribution
 
-from iql_tutorial import sac
+from iql_tutorial.datasets import sac
 
 
 def test_squashed_log_prob_matches_torch_tanh_distribution():
@@ -132,7 +132,7 @@ def test_policy_save_and_load_round_trip(tmp_path):
     obs = np.array([0.1, -0.2, 0.3], dtype=np.float32)
     assert np.allclose(loaded.act(obs, deterministic=True), actor.act(obs, deterministic=True))
     assert meta["note"] == "x" and meta["hidden"] == [16, 16]
-    with pytest.raises(FileNotFoundError, match="iql_tutorial.sac"):
+    with pytest.raises(FileNotFoundError, match="iql_tutorial sac"):
         sac.load_policy(tmp_path / "missing")
 
 

@@ -7,9 +7,9 @@
 #
 # What it does, writing everything to $OUT (default ./gpu-out):
 #   machine.txt     nvidia-smi and torch's view of the device
-#   bench-gpu.txt   python -m iql_tutorial.bench on the GPU: the plain update against the package's
+#   bench-gpu.txt   python -m iql_tutorial bench on the GPU: the plain update against the package's
 #                   default path there (the CUDA graph), idle only (contention is a CPU question)
-#   train-log.txt   python -m iql_tutorial.train for $STEPS updates (default 1,000,000, the paper's
+#   train-log.txt   python -m iql_tutorial train for $STEPS updates (default 1,000,000, the paper's
 #                   budget) on Pendulum medium-replay (gymnasium's classic control: no MuJoCo
 #                   needed), with its wall time; run.json, eval_log.csv and train_log.csv beside it
 # Each part has its own time limit, so a slow part cannot starve the others. Locally, on a CPU:
@@ -37,13 +37,13 @@ torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA device'
 } >"$OUT/machine.txt" 2>&1
 cat "$OUT/machine.txt"
 
-timeout "${BENCH_LIMIT:-200}" "$PY" -m iql_tutorial.bench --device "$DEVICE" $BENCH_ARGS \
+timeout "${BENCH_LIMIT:-200}" "$PY" -m iql_tutorial bench --device "$DEVICE" $BENCH_ARGS \
   --out "$OUT/bench-gpu.txt" --note "tools/gpu_check.sh" >"$OUT/bench-log.txt" 2>&1
 echo "bench: exit $?"
 tail -n 25 "$OUT/bench-log.txt"
 
 start=$(date +%s)
-timeout "${TRAIN_LIMIT:-330}" "$PY" -m iql_tutorial.train --dataset iqlbook/pendulum/medium-replay-v0 \
+timeout "${TRAIN_LIMIT:-330}" "$PY" -m iql_tutorial train --dataset iqlbook/pendulum/medium-replay-v0 \
   --steps "$STEPS" --device "$DEVICE" --eval-every $((STEPS / 10)) --eval-episodes 10 \
   --out /tmp/iql-gpu-run >"$OUT/train-log.txt" 2>&1
 rc=$?

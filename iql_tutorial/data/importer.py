@@ -2,9 +2,9 @@
 
 Command line::
 
-    python -m iql_tutorial.data import log.npz --id me/pendulum/pd-noisy-v0 --env Pendulum-v1 \\
+    python -m iql_tutorial data import log.npz --id me/pendulum/pd-noisy-v0 --env Pendulum-v1 \\
         --ref-min -1200 --ref-max -150
-    python -m iql_tutorial.data import log.h5 --id me/arm/teleop-v0 --action-low -1 --action-high 1
+    python -m iql_tutorial data import log.h5 --id me/arm/teleop-v0 --action-low -1 --action-high 1
 
 Python::
 
@@ -628,7 +628,7 @@ def import_file(path: str | Path, dataset_id: str, **kwargs: Any) -> ImportResul
 # ----------------------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m iql_tutorial.data import",
+        prog="python -m iql_tutorial data import",
         description="Import logged transitions (an .npz or HDF5 file of named arrays) as a Minari dataset.",
     )
     p.add_argument("file", help="an .npz or HDF5 file with observations, actions, rewards, terminals, "
@@ -665,5 +665,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     print(result.summary())
-    print(f"train: python -m iql_tutorial.runs.train --dataset {result.dataset_id}")
+    print(f"train: python -m iql_tutorial train --dataset {result.dataset_id}")
     return 0

@@ -61,7 +61,7 @@ def check_dataset_id(dataset_id: str) -> None:
         recipe = None
     if recipe is not None and recipe.dataset_id != dataset_id:
         built = dataset_id_is_local(recipe.dataset_id)
-        then = "" if built else f" (build it first: python -m iql_tutorial.data build {recipe.short})"
+        then = "" if built else f" (build it first: python -m iql_tutorial data build {recipe.short})"
         raise ValueError(
             f"dataset '{dataset_id}' is a short name, which only `data build` takes; give its id: "
             f"--dataset {recipe.dataset_id}{then}."
@@ -71,7 +71,7 @@ def check_dataset_id(dataset_id: str) -> None:
     where = f"the datasets in {datasets_path()}" if local else "the book's datasets"
     raise ValueError(
         f"dataset '{dataset_id}' is not a dataset id (NAMESPACE/TASK/NAME-vN, e.g. iqlbook/pendulum/medium-v0); "
-        f"{where}: {', '.join(known[:12])}{', ...' if len(known) > 12 else ''} (python -m iql_tutorial.data list)."
+        f"{where}: {', '.join(known[:12])}{', ...' if len(known) > 12 else ''} (python -m iql_tutorial data list)."
     )
 
 
@@ -140,7 +140,7 @@ class OfflineDataset:
     @property
     def has_env(self) -> bool:
         """Whether the dataset names an environment to evaluate in. A dataset imported without
-        one (``python -m iql_tutorial.data import FILE --id ID`` with no ``--env``) does not: the
+        one (``python -m iql_tutorial data import FILE --id ID`` with no ``--env``) does not: the
         trainer then logs offline diagnostics instead of scores."""
         ds = self.minari_dataset
         return ds is not None and (ds.spec.env_spec is not None or ds.storage.metadata.get("eval_env_spec") is not None)
@@ -166,8 +166,8 @@ def unknown_dataset_error(dataset_id: str, cause: BaseException | None = None) -
         f"Unknown dataset id '{dataset_id}': it is not in {datasets_path()} and could not be downloaded"
         f"{f' ({type(cause).__name__}: {cause})' if cause else ''}.\n"
         f"Local datasets:\n  {listing}\n"
-        "Build one of the project's datasets with `python -m iql_tutorial.data build NAME` "
-        "(`python -m iql_tutorial.data list` shows them all), or, with internet access, use an "
+        "Build one of the project's datasets with `python -m iql_tutorial data build NAME` "
+        "(`python -m iql_tutorial data list` shows them all), or, with internet access, use an "
         "official Minari id such as 'mujoco/hopper/medium-v0'."
     )
 
@@ -243,7 +243,7 @@ def transitions_from_minari(dataset: Any) -> Transitions:
                 bad = np.argwhere(~np.isfinite(d[name].reshape(len(d[name]), -1)))[0, 0]
                 raise ValueError(
                     f"Dataset {dataset.spec.dataset_id}: episode {ep.id} has NaN or inf in '{name}' at step {bad}. "
-                    "The data is corrupt: rebuild it (`python -m iql_tutorial.data build NAME`) or drop the episode."
+                    "The data is corrupt: rebuild it (`python -m iql_tutorial data build NAME`) or drop the episode."
                 )
         episodes.append(d)
     if not episodes:
@@ -261,7 +261,7 @@ def load_dataset(
     """Load a Minari dataset by id into transitions on ``device``.
 
     Args:
-        dataset_id: a local id (``python -m iql_tutorial.data list``) or an official Minari id.
+        dataset_id: a local id (``python -m iql_tutorial data list``) or an official Minari id.
         device: where the transitions live (the whole dataset is copied there once).
         reward_norm: ``"none"``, ``"locomotion"`` (1000 / return spread, the paper's MuJoCo
             choice) or ``"shift"`` (r - 1, the paper's AntMaze choice).

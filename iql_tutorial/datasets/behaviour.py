@@ -1,6 +1,6 @@
 """Choosing the behaviour policies of a SAC run and the reference scores of its environment.
 
-After ``python -m iql_tutorial.sac`` has written snapshots (``snapshots/step_N.pt``) to
+After ``python -m iql_tutorial sac`` has written snapshots (``snapshots/step_N.pt``) to
 ``data/behaviour/<env>/``, :func:`select_behaviour` does what D4RL did by hand:
 
 - ``ref_min_score``: the mean return of the uniform random policy (100 episodes);
@@ -43,8 +43,8 @@ def read_behaviour(env_key: str) -> dict[str, Any]:
     path = behaviour_dir(env_key) / "behaviour.json"
     if not path.exists():
         raise FileNotFoundError(
-            f"{path} is missing: train the behaviour policy (`python -m iql_tutorial.sac --env ... --out "
-            f"{behaviour_dir(env_key)}`) and select it (`python -m iql_tutorial.data select {env_key}`)."
+            f"{path} is missing: train the behaviour policy (`python -m iql_tutorial sac --env ... --out "
+            f"{behaviour_dir(env_key)}`) and select it (`python -m iql_tutorial data select {env_key}`)."
         )
     return json.loads(path.read_text())
 

@@ -1,15 +1,14 @@
-"""Command line for datasets (``python -m iql_tutorial.data``): ``import`` your own arrays, or
+"""Command line for datasets (``python -m iql_tutorial data``): ``import`` your own arrays, or
 list/build/select the book's.
 
-python -m iql_tutorial.data import FILE --id NAMESPACE/TASK/KIND-v0 ...  # your arrays -> a Minari dataset
-python -m iql_tutorial.data list                 # every dataset: size, reference scores, built or not
-python -m iql_tutorial.data build pendulum-medium  # one dataset (a short name or an id)
-python -m iql_tutorial.data build --all [--force]  # everything this machine can build
-python -m iql_tutorial.data select hopper        # choose medium/expert snapshots of a SAC run
+python -m iql_tutorial data import FILE --id NAMESPACE/TASK/KIND-v0 ...  # your arrays -> a Minari dataset
+python -m iql_tutorial data list                 # every dataset: size, reference scores, built or not
+python -m iql_tutorial data build pendulum-medium  # one dataset (a short name or an id)
+python -m iql_tutorial data build --all [--force]  # everything this machine can build
+python -m iql_tutorial data select hopper        # choose medium/expert snapshots of a SAC run
 
 It spans both layers (``data.importer`` and this subpackage's builders), so it lives in the upper
-one; ``python -m iql_tutorial.data`` reaches it through the package's alias of old paths
-(``iql_tutorial._moved``: ``iql_tutorial.data.__main__`` is this module).
+one; ``python -m iql_tutorial data`` runs its ``main`` (``iql_tutorial/__main__.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import argparse
 import sys
 import time
 
-HELP = """usage: python -m iql_tutorial.data {import,list,build,select} ...
+HELP = """usage: python -m iql_tutorial data {import,list,build,select} ...
 
 Offline datasets: import your own logged arrays, or list, build and select the book's.
 
@@ -33,13 +32,13 @@ commands:
                 timeouts           [T]          1 where the episode was cut (time limit, end of log)
                 episode_ends       [E] or [T]   instead of timeouts: end offsets or a flag per row
                 next_observations  [T, d]       optional: the state after the action
-              (python -m iql_tutorial.data import --help for every option)
+              (python -m iql_tutorial data import --help for every option)
   list        every dataset: the book's (built or not) and the others under
               MINARI_DATASETS_PATH (imported ones), with the folder looked in
   build       build the book's datasets (short names such as pendulum-medium, or ids)
   select      pick the medium/expert snapshots of a SAC run and the reference scores
 
-Train on a dataset with: python -m iql_tutorial.train --dataset ID (the id, not a short name)."""
+Train on a dataset with: python -m iql_tutorial train --dataset ID (the id, not a short name)."""
 
 
 def list_others() -> str:
@@ -57,7 +56,7 @@ def list_others() -> str:
         lines.append(f"other datasets there (imported or downloaded; train with --dataset ID): {len(others)}")
         lines += [f"  {i}" for i in others]
     else:
-        lines.append("no other datasets there (python -m iql_tutorial.data import adds yours).")
+        lines.append("no other datasets there (python -m iql_tutorial data import adds yours).")
     return "\n".join(lines)
 
 
@@ -89,7 +88,7 @@ def book_datasets(argv: list[str]) -> int:
         table_rows,
     )
 
-    p = argparse.ArgumentParser(prog="python -m iql_tutorial.data", description="The project's offline datasets.")
+    p = argparse.ArgumentParser(prog="python -m iql_tutorial data", description="The project's offline datasets.")
     sub = p.add_subparsers(dest="cmd", required=True)
     ls = sub.add_parser("list", help="show every dataset, its size, reference scores and whether it is built")
     ls.add_argument("--markdown", action="store_true", help="print a Markdown table (for data/README.md)")
@@ -133,7 +132,7 @@ def book_datasets(argv: list[str]) -> int:
             print(e.args[0], file=sys.stderr)
             return 2
     else:
-        print("build: name a dataset (see `python -m iql_tutorial.data list`) or pass --all", file=sys.stderr)
+        print("build: name a dataset (see `python -m iql_tutorial data list`) or pass --all", file=sys.stderr)
         return 2
     for n in names:
         t = time.time()

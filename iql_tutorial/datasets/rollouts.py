@@ -29,7 +29,7 @@ def uniform_policy(space: gym.spaces.Box, seed: int) -> Policy:
 
 
 def sac_policy(path: str | Path, space: gym.spaces.Box, seed: int, deterministic: bool = False) -> Policy:
-    """A saved SAC actor (:func:`iql_tutorial.sac.load_policy`); sampled unless ``deterministic``."""
+    """A saved SAC actor (:func:`iql_tutorial.datasets.sac.load_policy`); sampled unless ``deterministic``."""
     from iql_tutorial.datasets.sac import load_policy, to_env_action
 
     torch.set_num_threads(1)

@@ -15,7 +15,7 @@ training run up to the medium snapshot is kept ("medium-replay"). This module is
 Small networks (64x64 to 128x128) are enough for Pendulum and the MuJoCo locomotion tasks at
 the "medium" level and keep a CPU run to minutes or tens of minutes. Run as a script::
 
-    python -m iql_tutorial.sac --env Pendulum-v1 --steps 20000 --out data/behaviour/pendulum
+    python -m iql_tutorial sac --env Pendulum-v1 --steps 20000 --out data/behaviour/pendulum
 """
 
 from __future__ import annotations
@@ -284,7 +284,7 @@ def load_policy(path: str | Path) -> tuple[SquashedGaussianActor, dict[str, Any]
     path = Path(path)
     if not path.with_suffix(".pt").exists():
         raise FileNotFoundError(
-            f"No behaviour policy at {path.with_suffix('.pt')}: train it with `python -m iql_tutorial.sac`."
+            f"No behaviour policy at {path.with_suffix('.pt')}: train it with `python -m iql_tutorial sac`."
         )
     meta = json.loads(path.with_suffix(".json").read_text())
     actor = SquashedGaussianActor(meta["obs_dim"], meta["act_dim"], tuple(meta["hidden"]))
@@ -488,7 +488,10 @@ def read_csv(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description="Train a SAC behaviour policy (snapshots, curves, replay buffer).")
+    p = argparse.ArgumentParser(
+        prog="python -m iql_tutorial sac",
+        description="Train a SAC behaviour policy (snapshots, curves, replay buffer).",
+    )
     p.add_argument("--env", required=True)
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--out", required=True, help="folder for snapshots and curves (e.g. data/behaviour/hopper)")

@@ -6,7 +6,7 @@ never queries actions outside the data, the same losses stay stable when the dat
 
 Command line (continues the offline run in ``--offline-run``; writes its own folder)::
 
-    python -m iql_tutorial.finetune --offline-run runs/RUN --online-steps 50000 --out runs/RUN-online
+    python -m iql_tutorial finetune --offline-run runs/RUN --online-steps 50000 --out runs/RUN-online
 
 A fine-tuning folder holds ``run.json``, ``checkpoint.pt`` (agent, optimizers, the online part
 of the buffer, every RNG state), ``train_log.csv`` and ``eval_log.csv``, like an offline run.
@@ -56,7 +56,7 @@ class FinetuneConfig:
     """Online fine-tuning of an offline run (its folder holds run.json and checkpoint.pt).
 
     Attributes:
-        offline_run: folder of a finished offline run (python -m iql_tutorial.train).
+        offline_run: folder of a finished offline run (python -m iql_tutorial train).
         online_steps: environment steps to collect online.
         out: fine-tuning folder (default: the offline folder's name + "-online").
         seed: seeds the sampler, the policy's actions and every episode's reset.
@@ -122,13 +122,13 @@ def check_offline_run(cfg: FinetuneConfig) -> tuple[dict[str, Any], dict[str, An
     if not offline_dir.is_dir():
         what = "is a file, not a folder" if offline_dir.exists() else "does not exist"
         raise FileNotFoundError(
-            f"--offline-run {offline_dir} {what}: train offline first (python -m iql_tutorial.train) and pass "
+            f"--offline-run {offline_dir} {what}: train offline first (python -m iql_tutorial train) and pass "
             "the run's folder."
         )
     if not run_path.exists() or not ckpt_path.exists():
         missing = "run.json" if not run_path.exists() else "checkpoint.pt"
         raise FileNotFoundError(
-            f"{offline_dir} holds no {missing}: train offline first (python -m iql_tutorial.train), and pass its "
+            f"{offline_dir} holds no {missing}: train offline first (python -m iql_tutorial train), and pass its "
             "folder as --offline-run."
         )
     offline_run = read_run_json(run_path)
@@ -145,7 +145,7 @@ def check_offline_run(cfg: FinetuneConfig) -> tuple[dict[str, Any], dict[str, An
     if step < steps:
         what = (
             f"offline run {offline_dir} stopped at step {step:,} of {steps:,}: finish it first "
-            f"(python -m iql_tutorial.train ... --resume --out {offline_dir}, with its settings)"
+            f"(python -m iql_tutorial train ... --resume --out {offline_dir}, with its settings)"
         )
         if not cfg.allow_unfinished:
             raise ValueError(f"{what}, or pass --allow-unfinished to fine-tune it as it is.")
@@ -313,7 +313,7 @@ def _finetune(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m iql_tutorial.finetune", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m iql_tutorial finetune", description=__doc__.split("\n\n")[0])
     add_fields(p, FinetuneConfig, required=("offline_run",), choices={"mode": MODES})
     try:
         result = finetune(FinetuneConfig(**given(p.parse_args(argv), FinetuneConfig)))

@@ -1,4 +1,4 @@
-"""The sweep's runs as Ray tasks (``SweepConfig.ray``, ``python -m iql_tutorial.results --ray``).
+"""The sweep's runs as Ray tasks (``SweepConfig.ray``, ``python -m iql_tutorial sweep --ray``).
 
 Imported only when a sweep asks for Ray, so Ray stays an optional extra (``pip install
 iql_tutorial[ray]``). Each (dataset, policy, seed) is one task running ``sweep.sweep_run``, the

@@ -1,7 +1,7 @@
 """The results sweep: IQL and behaviour cloning, several datasets and seeds, resumable.
 
-    python -m iql_tutorial.results                       # the default sweep (see DEFAULT_DATASETS)
-    python -m iql_tutorial.results --datasets iqlbook/pendulum/medium-replay-v0 --seeds 0 1 2 --steps 20000
+    python -m iql_tutorial sweep                         # the default sweep (see DEFAULT_DATASETS)
+    python -m iql_tutorial sweep --datasets iqlbook/pendulum/medium-replay-v0 --seeds 0 1 2 --steps 20000
 
 Every run has its own folder under ``--runs`` and is resumed if it was interrupted, and skipped
 if it finished, so a long sweep survives interruptions without losing finished work. After each
@@ -23,15 +23,15 @@ policy. From Python: ``run_sweep(SweepConfig(datasets=[...], seeds=[0, 1, 2], st
 The default sweep (medium-replay on the three MuJoCo tasks and the U-maze, 100,000 steps, IQL and
 BC, 3 seeds) is committed as ``medium-replay-100k``, made with (1 torch thread per process)::
 
-    python -m iql_tutorial.results --name medium-replay-100k --steps 100000 --eval-every 10000 --results data/results
+    python -m iql_tutorial sweep --name medium-replay-100k --steps 100000 --eval-every 10000 --results data/results
 
 The earlier 10,000-step results under ``data/results`` were made with::
 
-    python -m iql_tutorial.results --name small-cpu --steps 10000 --eval-every 1000 --results data/results \
+    python -m iql_tutorial sweep --name small-cpu --steps 10000 --eval-every 1000 --results data/results \
         --datasets iqlbook/pendulum/medium-replay-v0 iqlbook/pointmaze/umaze-v0 iqlbook/pendulum/medium-v0
-    python -m iql_tutorial.results --name mujoco-cpu --steps 10000 --eval-every 2000 --results data/results \
+    python -m iql_tutorial sweep --name mujoco-cpu --steps 10000 --eval-every 2000 --results data/results \
         --datasets iqlbook/halfcheetah/medium-replay-v0 iqlbook/halfcheetah/medium-v0
-    python -m iql_tutorial.results --name mujoco-hopper-cpu --steps 10000 --eval-every 2000 --results data/results \
+    python -m iql_tutorial sweep --name mujoco-hopper-cpu --steps 10000 --eval-every 2000 --results data/results \
         --datasets iqlbook/hopper/medium-replay-v0 iqlbook/hopper/medium-v0
 
 and the fine-tuning curves with ``run_finetune_sweep(DATASETS, [0, 1, 2], 10000, 3000, name=NAME,
@@ -46,7 +46,7 @@ starts a Ray instance on this machine (all its cores or GPUs, one run each); on 
 
     ray start --head --port 6379                  # on one node, the head
     ray start --address HEAD:6379                 # on every other node (HEAD: the head's address)
-    python -m iql_tutorial.results --ray auto --runs /shared/iql/runs --steps 1000000 ...  # on the head
+    python -m iql_tutorial sweep --ray auto --runs /shared/iql/runs --steps 1000000 ...  # on the head
 
 ``--runs`` must be on a filesystem that every node mounts at the same path (NFS, Lustre, ...): a
 task may run on any node and continues whatever run folder an earlier task left there (finished:
@@ -236,7 +236,7 @@ def sweep_run(
         t0 = time.perf_counter()
         result = train(run, progress=progress)
         cmd = (
-            f"python -m iql_tutorial.train --dataset {dataset} --steps {cfg.steps} --seed {seed} "
+            f"python -m iql_tutorial train --dataset {dataset} --steps {cfg.steps} --seed {seed} "
             f"--policy {policy} --eval-every {cfg.eval_every} --eval-episodes {cfg.eval_episodes} "
             f"--mode {result.agent.mode} --val-fraction {cfg.val_fraction} --out {shlex.quote(str(out))}"
             + "".join(f" --{k.replace('_', '-')} {_flag(v)}" for k, v in cfg.iql_overrides.items())
@@ -411,7 +411,7 @@ def run_finetune_sweep(
                     progress=progress,
                 )
                 meta["runs"][out.name] = {
-                    "command": f"python -m iql_tutorial.finetune --offline-run {offline} --online-steps {online_steps} "
+                    "command": f"python -m iql_tutorial finetune --offline-run {offline} --online-steps {online_steps} "
                     f"--seed {seed} --eval-every {eval_every} --eval-episodes {eval_episodes} --out {out}",
                     "commit": commit,
                     "hardware": hardware(torch.device("cpu")),
@@ -434,7 +434,7 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m iql_tutorial.results", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m iql_tutorial sweep", description=__doc__.split("\n\n")[0])
     add_fields(p, SweepConfig, skip=("iql_overrides", "ray"), choices={"mode": MODES})
     # the one flag cli.add_fields cannot make: --ray alone (nargs="?") starts a local Ray instance
     p.add_argument("--ray", nargs="?", const="local", default=argparse.SUPPRESS, metavar="ADDRESS", dest="ray",

@@ -2,7 +2,7 @@
 
 Command line::
 
-    python -m iql_tutorial.train --dataset iqlbook/pendulum/medium-replay-v0 --steps 20000
+    python -m iql_tutorial train --dataset iqlbook/pendulum/medium-replay-v0 --steps 20000
 
 Python::
 
@@ -97,7 +97,7 @@ class TrainConfig:
     """One training run.
 
     Attributes:
-        dataset: Minari dataset id (python -m iql_tutorial.data list).
+        dataset: Minari dataset id (python -m iql_tutorial data list).
         steps: gradient steps; None: 1,000,000 on a GPU (the paper), 100,000 on a CPU (``default_steps``).
         device: auto, cpu or cuda[:N].
         mode: how each update runs: auto (the fastest here), eager, compile or cuda-graph.
@@ -373,7 +373,7 @@ def _loop(
 def build_parser() -> argparse.ArgumentParser:
     """Every ``TrainConfig`` field and every ``IQLConfig`` field (except ``total_steps``, which is
     ``--steps``) as a flag; help texts and defaults come from the dataclasses."""
-    p = argparse.ArgumentParser(prog="python -m iql_tutorial.train", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m iql_tutorial train", description=__doc__.split("\n\n")[0])
     add_fields(p, TrainConfig, skip=("iql",), required=("dataset",),
                choices={"mode": MODES, "reward_norm": REWARD_NORMS})  # fmt: skip
     g = p.add_argument_group("IQL hyperparameters (IQLConfig; unset ones come from the dataset's preset)")

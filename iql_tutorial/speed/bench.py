@@ -1,8 +1,8 @@
 """Benchmark: the package's IQL update beside a plain PyTorch update, each in its own process, as a user runs them.
 
-    python -m iql_tutorial.bench            # full run (2-4 minutes on 2 CPU cores)
-    python -m iql_tutorial.bench --quick    # under 2 minutes, compilation included
-    python -m iql_tutorial.bench --smoke    # tiny shapes, a few seconds: checks the machinery only
+    python -m iql_tutorial bench            # full run (2-4 minutes on 2 CPU cores)
+    python -m iql_tutorial bench --quick    # under 2 minutes, compilation included
+    python -m iql_tutorial bench --smoke    # tiny shapes, a few seconds: checks the machinery only
 
 What it measures is what a user gets:
 
@@ -525,7 +525,7 @@ def run(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m iql_tutorial.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m iql_tutorial bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="a figure in under 2 minutes (compilation included)")
     p.add_argument("--smoke", action="store_true", help="tiny shapes and few updates: checks the machinery only")
     p.add_argument("--rounds", type=int, default=None, help="rounds per phase (default 9; --quick 5)")
@@ -575,7 +575,7 @@ def main(argv: list[str] | None = None) -> None:
     out = open(a.out, "w") if a.out else None  # noqa: SIM115
     try:
         if out is not None:
-            cmd = shlex.join(["python", "-m", "iql_tutorial.bench", *(sys.argv[1:] if argv is None else argv)])
+            cmd = shlex.join(["python", "-m", "iql_tutorial", "bench", *(sys.argv[1:] if argv is None else argv)])
             Report(out).preamble(cmd, a.note)
         run(
             quick=a.quick, smoke=a.smoke, rounds=a.rounds, steps=a.steps, device=a.device,

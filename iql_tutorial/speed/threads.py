@@ -193,7 +193,7 @@ class ThreadPlan:
             what = " ".join(f"{k}={v}" for k, v in missing.items())
             notes.append(
                 f"{what} is not in effect in this process (OpenMP reads it when PyTorch is imported): "
-                f"start Python with it set, or use the command line (python -m iql_tutorial.train sets it)."
+                f"start Python with it set, or use the command line (python -m iql_tutorial train sets it)."
             )
         if self.device.startswith("cpu") and (self.threads is not None or self.adaptive):
             import torch
