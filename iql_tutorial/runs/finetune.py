@@ -37,8 +37,8 @@ from iql_tutorial.data.loader import flatten_obs
 from iql_tutorial.runs.checkpoint import CsvLog, load_checkpoint
 from iql_tutorial.runs.cli import add_fields, given
 from iql_tutorial.runs.evaluation import evaluate
-from iql_tutorial.runs.folder import Interrupted, RunFolder, one_line, read_run_json
-from iql_tutorial.runs.train import ERRORS, EVAL_COLUMNS, TRAIN_COLUMNS, compile_note
+from iql_tutorial.runs.folder import Interrupted, RunFolder, read_run_json, run_command
+from iql_tutorial.runs.train import EVAL_COLUMNS, TRAIN_COLUMNS, compile_note
 from iql_tutorial.speed.runner import MODES
 from iql_tutorial.speed.threads import decide_threads
 from iql_tutorial.utils import (
@@ -303,29 +303,17 @@ def _finetune(
         if saved_at != cfg.online_steps:  # the budget ended mid-episode: the final agent, for the record
             save(env_step, episode + 1)  # (a resume of a finished run only reads it; no episode continues)
     except KeyboardInterrupt:
+        raise Interrupted(out, folder.progress_step, folder.saved_step) from None
+    finally:
+        # the bar ends its line before any message that follows (an error's one line included)
         bar.close()
         env.close()
-        raise Interrupted(out, folder.progress_step, folder.saved_step) from None
-    bar.close()
-    env.close()
 
     return FinetuneResult(out, agent, dataset, buffer, train_log.frame(), eval_log.frame())
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m iql_tutorial finetune", description=__doc__.split("\n\n")[0])
-    add_fields(p, FinetuneConfig, required=("offline_run",), choices={"mode": MODES})
-    try:
-        result = finetune(FinetuneConfig(**given(p.parse_args(argv), FinetuneConfig)))
-    except Interrupted as e:
-        print(str(e), file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print("interrupted before the run started; nothing was written.", file=sys.stderr)
-        return 130
-    except ERRORS as e:
-        print(f"error: {one_line(e)}", file=sys.stderr)
-        return 2
+def done_table(result: FinetuneResult) -> str:
+    """What ``main`` prints at the end: the folder and every evaluation."""
     table = result.eval_log.drop(columns=["wall_s"], errors="ignore").rename(
         columns={
             "step": "env step",
@@ -335,9 +323,16 @@ def main(argv: list[str] | None = None) -> int:
             "score_std": "score sd",
         }  # fmt: skip
     )
-    print(f"done: {result.out}; evaluations (return: sum of rewards; score: 0 random, 100 the reference policy):")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
-    return 0
+    return (
+        f"done: {result.out}; evaluations (return: sum of rewards; score: 0 random, 100 the reference policy):\n"
+        + table.to_string(index=False, float_format=lambda v: f"{v:.1f}")
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m iql_tutorial finetune", description=__doc__.split("\n\n")[0])
+    add_fields(p, FinetuneConfig, required=("offline_run",), choices={"mode": MODES})
+    return run_command(lambda: finetune(FinetuneConfig(**given(p.parse_args(argv), FinetuneConfig))), done_table)
 
 
 if __name__ == "__main__":

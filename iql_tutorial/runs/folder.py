@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from iql_tutorial.runs.checkpoint import CsvLog, WriteError, load_checkpoint, os_cause, save_checkpoint
 from iql_tutorial.utils import atomic_write_text
@@ -56,6 +56,33 @@ class Interrupted(Exception):
 def one_line(e: BaseException) -> str:
     """An error's message on one line (whitespace runs, newlines included, become one space)."""
     return " ".join(str(e).split()) or type(e).__name__
+
+
+#: the errors a command line prints as one line (exit status 2); anything else is a bug: a traceback
+ERRORS = (ValueError, TypeError, OSError, RunFolderBusy)
+
+R = TypeVar("R")
+
+
+def run_command(work: Callable[[], R], done: Callable[[R], str]) -> int:
+    """A run's command line (train, finetune): ``work()``, then ``print(done(result))``; returns
+    the exit status, 0. Ctrl-C is one line and 130 (``Interrupted``: the step reached and how to
+    resume; before the run started: that nothing was written); an error of ``ERRORS`` is one line,
+    ``error: ...``, and 2. Whatever drew a progress bar has closed it (in a ``finally``) by then,
+    so that the line starts a line of its own."""
+    try:
+        result = work()
+    except Interrupted as e:
+        print(str(e), file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted before the run started; nothing was written.", file=sys.stderr)
+        return 130
+    except ERRORS as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
+    print(done(result))
+    return 0
 
 
 def _proc_start(pid: int) -> str | None:

@@ -41,7 +41,7 @@ from iql_tutorial.runs.checkpoint import CsvLog
 from iql_tutorial.runs.cli import add_fields, given
 from iql_tutorial.runs.diagnostics import DIAG_COLUMNS, offline_diagnostics, split_episodes
 from iql_tutorial.runs.evaluation import evaluate
-from iql_tutorial.runs.folder import Interrupted, RunFolder, RunFolderBusy, one_line
+from iql_tutorial.runs.folder import Interrupted, RunFolder, run_command
 from iql_tutorial.speed.runner import MODES, StepRunner
 from iql_tutorial.speed.threads import decide_threads, reexec_with
 from iql_tutorial.utils import (
@@ -306,7 +306,6 @@ def _train(cfg: TrainConfig, folder: RunFolder, dataset: OfflineDataset | None, 
         _loop(cfg, folder, agent, runner, sampler, dataset, val_data, evaluating, bar, (train_log, eval_log, diag_log),
               t0, s)  # fmt: skip
     except KeyboardInterrupt:
-        bar.close()
         raise Interrupted(out, folder.progress_step, folder.saved_step) from None
     finally:
         # the bar ends its line before any message that follows (an error's one line included)
@@ -388,9 +387,6 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     return TrainConfig(**fields, iql=preset_config(fields["dataset"], **given(ns, IQLConfig)))
 
 
-ERRORS = (ValueError, TypeError, OSError, RunFolderBusy)  # each printed as one line, exit status 2
-
-
 def done_table(result: TrainResult) -> str:
     """What ``main`` prints at the end: the folder, the time, and the last evaluation (or offline
     diagnostics) as a short table with units."""
@@ -422,24 +418,16 @@ def done_table(result: TrainResult) -> str:
     return "\n".join(lines)
 
 
+def _command(argv: list[str] | None) -> TrainResult:
+    cfg = parse_args(argv)
+    cfg.iql_config()  # range checks before any work
+    check_dataset_id(cfg.dataset)
+    reexec_with(decide_threads(resolve_device(cfg.device)))  # a spin count must be set before torch starts
+    return train(cfg)
+
+
 def main(argv: list[str] | None = None) -> int:
-    try:
-        cfg = parse_args(argv)
-        cfg.iql_config()  # range checks before any work
-        check_dataset_id(cfg.dataset)
-        reexec_with(decide_threads(resolve_device(cfg.device)))  # a spin count must be set before torch starts
-        result = train(cfg)
-    except Interrupted as e:
-        print(str(e), file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print("interrupted before the run started; nothing was written.", file=sys.stderr)
-        return 130
-    except ERRORS as e:
-        print(f"error: {one_line(e)}", file=sys.stderr)
-        return 2
-    print(done_table(result))
-    return 0
+    return run_command(lambda: _command(argv), done_table)
 
 
 if __name__ == "__main__":
