@@ -62,7 +62,7 @@ import gymnasium as gym
 import numpy as np
 
 from iql_tutorial.data.loader import check_continuous, datasets_path
-from iql_tutorial.utils import os_cause
+from iql_tutorial.utils import WriteError, os_cause, write_error
 
 REQUIRED = ("observations", "actions", "rewards", "terminals")
 OPTIONAL = ("timeouts", "episode_ends", "next_observations")
@@ -112,7 +112,7 @@ def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
         with open(path, "rb") as f:
             head = f.read(8)
     except OSError as e:
-        raise _fail(f"file {path} cannot be read ({type(e).__name__}: {e}); check its permissions.") from None
+        raise _fail(f"cannot read file {path}: {e.strerror or type(e).__name__}; check its permissions.") from None
     kind = "npz" if head.startswith(NPZ_MAGIC) else "hdf5" if head == HDF5_MAGIC else None
     if kind is None:
         raise _fail(
@@ -479,7 +479,7 @@ def import_arrays(
         root.mkdir(parents=True, exist_ok=True)
         tmp_root = Path(tempfile.mkdtemp(prefix=".import-", dir=root))  # hidden: Minari's listing skips it
     except OSError as e:
-        raise _write_failed(dataset_id, root, os_cause(e)) from None
+        raise _write_failed(dataset_id, root, e) from None
     old_env = os.environ.get("MINARI_DATASETS_PATH")
     created: list[Path] = []
     try:
@@ -517,9 +517,9 @@ def import_arrays(
     except OSError as e:
         for d in reversed(created):
             shutil.rmtree(d, ignore_errors=True)
-        if isinstance(e, ImportWriteError):
+        if isinstance(e, WriteError):
             raise
-        raise _write_failed(dataset_id, root, os_cause(e)) from None
+        raise _write_failed(dataset_id, root, e) from None
     except BaseException:
         for d in reversed(created):
             shutil.rmtree(d, ignore_errors=True)
@@ -545,18 +545,16 @@ def import_arrays(
     )
 
 
-class ImportWriteError(OSError):
-    """Writing the dataset failed (disk full, file-size limit, permissions): one line."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
+NOTHING_IMPORTED = ". Nothing was imported (a dataset already there with this id is unchanged)."
 
 
-def _write_failed(dataset_id: str, root: Path, cause: str) -> ImportWriteError:
-    return ImportWriteError(
-        f"cannot write dataset {dataset_id} into {root}: {cause}. Nothing was imported (a dataset already "
-        "there with this id is unchanged)."
-    )
+def _write_failed(dataset_id: str, root: Path, cause: BaseException | str) -> WriteError:
+    """Writing the dataset failed (disk full, file-size limit, permissions): one line in
+    ``utils.write_error``'s words, ``cannot write dataset ID into ROOT: <cause>; <what to do>``,
+    and that nothing was imported. ``cause``: the ``OSError``, or the writer process's words."""
+    if isinstance(cause, BaseException):
+        return write_error(f"dataset {dataset_id} into", root, cause, NOTHING_IMPORTED)
+    return WriteError(f"cannot write dataset {dataset_id} into {root}: {cause}{NOTHING_IMPORTED}")
 
 
 H5_ERROR = re.compile(r"errno = (\d+), error message = '([^']*)'")
@@ -567,12 +565,12 @@ def _write_isolated(tmp_root: Path, dataset_id: str, root: Path, write: Any) -> 
     to a log file: a write that fails part way (disk full, file-size limit) makes h5py print
     hundreds of "Exception ignored" lines as its objects are finalized, and can crash the
     interpreter at exit. The child ends with ``os._exit`` (no finalizers); this process reads
-    its result and turns any failure into one ``ImportWriteError`` line naming the cause."""
+    its result and turns any failure into one ``WriteError`` line naming the cause."""
     if not hasattr(os, "fork"):  # no fork (Windows): in this process
         try:
             return Path(write())
         except OSError as e:
-            raise _write_failed(dataset_id, root, os_cause(e)) from None
+            raise _write_failed(dataset_id, root, e) from None
     log, result = tmp_root / ".writer.log", tmp_root / ".writer.result"
     sys.stdout.flush()
     sys.stderr.flush()
@@ -609,7 +607,7 @@ def _write_isolated(tmp_root: Path, dataset_id: str, root: Path, write: Any) -> 
     logged = log.read_text(errors="replace") if log.exists() else ""
     found = H5_ERROR.search(logged) or H5_ERROR.search(text)
     if found:  # the operating system's error behind HDF5's, e.g. errno 27 'File too large'
-        cause = os_cause(OSError(int(found.group(1)), found.group(2)))
+        cause: BaseException | str = OSError(int(found.group(1)), found.group(2))
     elif text.startswith("error "):
         cause = text[6:]
     elif os.WIFSIGNALED(status):
