@@ -402,7 +402,9 @@ def _contenders(variants: tuple[str, ...]) -> list[Contender]:
     user_env = dict(os.environ)
     contenders = [Contender("plain", "plain", user_env), Contender("package", "package", user_env)]
     for spec in variants:
-        contenders.append(Contender(f"package [IQL_THREADS={spec}]", "package", {**user_env, "IQL_THREADS": spec}))
+        # NAME=VALUE sets that variable; anything else is a thread spec (IQL_THREADS=SPEC)
+        name, value = spec.split("=", 1) if "=" in spec else ("IQL_THREADS", spec)
+        contenders.append(Contender(f"package [{name}={value}]", "package", {**user_env, name: value}))
     return contenders
 
 
@@ -533,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-contention", action="store_true", help="skip the contended phase")
     p.add_argument("--variant", action="append", default=[], metavar="SPEC",
-                   help="an extra package contender run with IQL_THREADS=SPEC (repeatable; see speed/threads.py)")  # fmt: skip
+                   help="an extra package contender run with IQL_THREADS=SPEC, or with NAME=VALUE set (repeatable)")  # fmt: skip
     p.add_argument("--package-mode", default="auto", help="the package's mode (default auto: the trainer's)")
     p.add_argument("--round-seconds", type=float, default=3.0, metavar="S",
                    help="a round stops after S seconds even if its updates are not done (slow contenders)")  # fmt: skip
