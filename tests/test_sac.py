@@ -62,7 +62,7 @@ def test_twin_critic_is_two_independent_mlps():
     """Each replica is its own ReLU MLP (layers ``[2, in, out]``), initialised like ``nn.Linear``:
     weights and biases uniform within 1 / sqrt(fan_in), different per replica."""
     torch.manual_seed(0)
-    critic = sac.TwinCritic(3, 2, (8, 8))
+    critic = sac.SACCritic(3, 2, (8, 8))
     obs, act = torch.randn(5, 3), torch.randn(5, 2)
     out = critic(obs, act)
     assert out.shape == (2, 5)

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from iql_tutorial.core import losses
 from iql_tutorial.core.config import IQLConfig
-from iql_tutorial.core.networks import EnsembleCritic, GaussianPolicy, ValueNetwork
+from iql_tutorial.core.networks import GaussianPolicy, ReplicatedCritic, ValueNetwork
 from iql_tutorial.core.update import ACTION_CLIP, policy_weights, sequential_update
 
 Batch = dict[str, Tensor]
@@ -121,7 +121,7 @@ class IQLAgent(nn.Module):
         self.actor = GaussianPolicy(
             obs_dim, act_dim, config.hidden_dims, config.actor_dropout, config.log_std_min, config.log_std_max
         )
-        self.critic = EnsembleCritic(obs_dim, act_dim, config.hidden_dims, config.num_critics, k)
+        self.critic = ReplicatedCritic(obs_dim, act_dim, config.hidden_dims, config.num_critics, k)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.value = ValueNetwork(obs_dim, config.hidden_dims, k)
         weights = config.reward_weights

@@ -42,16 +42,16 @@ def mlp(in_dim: int, hidden_dims: tuple[int, ...], out_dim: int, dropout: float 
     return nn.Sequential(*layers)
 
 
-class EnsembleLinear(nn.Module):
+class ReplicaLinear(nn.Module):
     """N independent linear layers evaluated as one batched matmul.
 
     Input [N, B, in] (or [B, in], shared by all replicas), output [N, B, out].
     """
 
-    def __init__(self, num_members: int, in_dim: int, out_dim: int, gain: float = 1.0) -> None:
+    def __init__(self, num_replicas: int, in_dim: int, out_dim: int, gain: float = 1.0) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(num_members, in_dim, out_dim))
-        self.bias = nn.Parameter(torch.zeros(num_members, 1, out_dim))
+        self.weight = nn.Parameter(torch.empty(num_replicas, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.zeros(num_replicas, 1, out_dim))
         _orthogonal_(self.weight, gain)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -60,7 +60,7 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
-class EnsembleCritic(nn.Module):
+class ReplicatedCritic(nn.Module):
     """N critics Q_i(s, a) with k outputs each (one per reward dimension).
 
     ``forward(obs [B, d_s], act [B, d_a]) -> [N, B, k]``.
@@ -73,10 +73,10 @@ class EnsembleCritic(nn.Module):
         self.num_critics = num_critics
         dims = (obs_dim + act_dim, *hidden_dims)
         self.hidden = nn.ModuleList(
-            EnsembleLinear(num_critics, d_in, d_out, gain=math.sqrt(2.0))
+            ReplicaLinear(num_critics, d_in, d_out, gain=math.sqrt(2.0))
             for d_in, d_out in zip(dims[:-1], dims[1:], strict=True)
         )
-        self.out = EnsembleLinear(num_critics, dims[-1], reward_dim, gain=1.0)
+        self.out = ReplicaLinear(num_critics, dims[-1], reward_dim, gain=1.0)
 
     def forward(self, obs: Tensor, act: Tensor) -> Tensor:
         h = torch.cat([obs, act], dim=-1)

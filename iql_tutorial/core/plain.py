@@ -104,7 +104,7 @@ class PlainIQL:
     def load_from_agent(self, agent: Any) -> None:
         """Copy the weights of an ``IQLAgent`` (2-layer MLPs) so both start from the same point."""
 
-        def copy_ensemble(ensemble: Any, critics: list[nn.Sequential]) -> None:
+        def copy_replicas(ensemble: Any, critics: list[nn.Sequential]) -> None:
             layers = [*ensemble.hidden, ensemble.out]
             for i, q in enumerate(critics):
                 linears = [m for m in q if isinstance(m, nn.Linear)]
@@ -112,8 +112,8 @@ class PlainIQL:
                     lin.weight.copy_(ens.weight[i].T)
                     lin.bias.copy_(ens.bias[i, 0])
 
-        copy_ensemble(agent.critic, self.critics)
-        copy_ensemble(agent.target_critic, self.target_critics)
+        copy_replicas(agent.critic, self.critics)
+        copy_replicas(agent.target_critic, self.target_critics)
         self.value.load_state_dict(agent.value.net.state_dict())
         self.actor.load_state_dict(agent.actor.net.state_dict())
         self.log_std.copy_(agent.actor.log_std)

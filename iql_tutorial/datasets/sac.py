@@ -6,7 +6,7 @@ training run up to the medium snapshot is kept ("medium-replay"). This module is
 
 - a tanh-squashed Gaussian actor ``a = tanh(mu + sigma * eps)`` with the change-of-variables
   correction in its log-probability;
-- twin critics held as one batched network: the package's ``EnsembleCritic`` (weights
+- twin critics held as one batched network: the package's ``ReplicatedCritic`` (weights
   ``[2, in, out]``, one ``baddbmm`` per layer);
 - the package's device replay buffer (``data.buffer``) and action scaler (``data.loader``);
 - an automatically tuned entropy temperature ``alpha`` aiming at entropy ``-dim(A)``;
@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from iql_tutorial.core import losses
-from iql_tutorial.core.networks import EnsembleCritic
+from iql_tutorial.core.networks import ReplicatedCritic
 from iql_tutorial.data.buffer import ReplayBuffer
 from iql_tutorial.data.loader import ActionScaler
 from iql_tutorial.utils import atomic_write_bytes, atomic_write_text, box, load_checkpoint, save_checkpoint
@@ -100,8 +100,8 @@ def squashed_log_prob(u: Tensor, mu: Tensor, log_std: Tensor) -> Tensor:
     return (gauss - correction).sum(-1)
 
 
-class TwinCritic(EnsembleCritic):
-    """Q_1(s, a) and Q_2(s, a): the package's ``EnsembleCritic`` (one batched matmul per layer,
+class SACCritic(ReplicatedCritic):
+    """Q_1(s, a) and Q_2(s, a): the package's ``ReplicatedCritic`` (one batched matmul per layer,
     weights ``[2, in, out]``) with a scalar output, ``[2, B]``."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (128, 128), n: int = 2) -> None:
@@ -173,8 +173,8 @@ class SAC:
         torch.manual_seed(seed)
         self.config = config
         self.actor = SquashedGaussianActor(obs_dim, act_dim, config.hidden)
-        self.critic = TwinCritic(obs_dim, act_dim, config.hidden)
-        self.critic_target = TwinCritic(obs_dim, act_dim, config.hidden)
+        self.critic = SACCritic(obs_dim, act_dim, config.hidden)
+        self.critic_target = SACCritic(obs_dim, act_dim, config.hidden)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(config.init_alpha), requires_grad=True)

@@ -85,6 +85,16 @@ def run_command(work: Callable[[], R], done: Callable[[R], str]) -> int:
     return 0
 
 
+def command_line() -> str:
+    """This process's command as a user typed it: ``python -m iql_tutorial train ...`` (not the
+    ``__main__.py`` that ``-m`` leaves in ``sys.argv[0]``)."""
+    if not sys.argv:
+        return ""
+    first = Path(sys.argv[0])
+    program = "python -m iql_tutorial" if first.name == "__main__.py" else first.name
+    return " ".join([program, *sys.argv[1:]])
+
+
 def _proc_start(pid: int) -> str | None:
     """The start time of process ``pid`` in clock ticks since boot (Linux), which tells a live
     holder from another process that reused its PID; None where /proc does not say."""
@@ -131,7 +141,7 @@ class RunLock:
             "pid": os.getpid(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
             "proc_start": _proc_start(os.getpid()),
-            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300] if sys.argv else "",
+            "command": command_line()[:300],
             "token": self.token,
         }
 
