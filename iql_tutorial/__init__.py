@@ -3,12 +3,13 @@
 Kostrikov, Nair & Levine (2021), "Offline Reinforcement Learning with Implicit Q-Learning",
 arXiv:2110.06169. The subpackages follow the data flow:
 
-- ``core``: the algorithm. ``config`` (hyperparameters), ``networks`` (value, critic ensemble,
-  Gaussian policy), ``losses`` (Eqs. 3-7, replica min, Polyak), ``step`` (one whole IQL update
-  as a pure function: losses, gradients, three Adams, the actor's schedule, Polyak), ``agent``
-  (networks + optimizers; ``update`` calls the step), ``plain`` (an independent reference).
-- ``speed``: the step run three ways (``runner``: eager, ``torch.compile``, CUDA graph) and
-  ``bench``, the benchmark against a plain PyTorch update.
+- ``core``: the algorithm. ``config`` (hyperparameters), ``networks`` (value, critic replicas,
+  Gaussian policy), ``losses`` (Eqs. 3-7, replica min, Polyak), ``update`` (the whole IQL update
+  in one function, in the paper's order: the three losses, their gradients, three Adams, the
+  actor's schedule, Polyak), ``agent`` (networks + optimizers; ``agent.update(batch)``),
+  ``plain`` (an independent reference).
+- ``speed``: the update run three ways (``runner``: eager, ``torch.compile``, CUDA graph) and
+  ``bench``, the benchmark against a plain PyTorch update (``report`` prints it).
 - ``data``: transitions on the device, loading any Minari dataset, importing your own arrays;
   the book's dataset names (``catalogue``) and the Minari writer (``minari_writer``).
 - ``datasets``: making this book's datasets (behaviour SAC, rollouts, recipes, mazes) and their
@@ -22,6 +23,25 @@ import-linter, configured in ``pyproject.toml``): ``utils`` < ``envs`` < ``core`
 ``speed`` < ``runs`` | ``datasets`` (neither imports the other) < ``viz``. No cycles, no private
 name used across modules; this ``__init__`` is the one place that ties layers together.
 
+Glossary: one word per concept, in the code, the command line, the logs and the book.
+
+- *update*: one gradient update of the value network, the critics and the actor together
+  (``iql_update``, ``IQLAgent.update``, ``run_updates``, ``num_updates``, ``UpdateRunner``).
+- *step*: a point on the training clock, counted in updates: ``--steps`` and ``total_steps`` (the
+  budget), the ``step`` column of every log and checkpoint. Interaction with an environment is an
+  *environment step* (``env_step``, ``online_steps`` when fine-tuning).
+- *replica*: one of the ``num_critics`` critics, evaluated together by ``ReplicatedCritic``; the
+  *replica min* is the pessimistic min over them.
+- *mode*: how an update executes, only: ``auto``, ``eager``, ``compile``, ``cuda-graph``
+  (``--mode``, ``IQLAgent.mode``). The *policy* is ``awr`` (IQL's advantage-weighted
+  regression) or ``bc`` (behaviour cloning); results, figures and the book call the two methods
+  IQL and BC. ``reward_norm`` and ``priority`` are settings, not modes.
+- *sweep*: a grid of training runs (``python -m iql_tutorial sweep``); its *results* are the
+  files it writes (``data/results/*.csv|json``).
+- *quick*: the small budgets of ``IQL_QUICK=1`` (tests, CI).
+- *datasets path*: the folder of Minari datasets, ``$MINARI_DATASETS_PATH``
+  (``data.datasets_path()``).
+
 One command line, ``python -m iql_tutorial <command>`` (``__main__``): ``train``, ``finetune``,
 ``sweep``, ``bench``, ``data``, ``sac``; ``python -m iql_tutorial`` lists them.
 """
@@ -29,10 +49,10 @@ One command line, ``python -m iql_tutorial <command>`` (``__main__``): ``train``
 from iql_tutorial._version import __version__
 from iql_tutorial.core.agent import IQLAgent
 from iql_tutorial.core.config import IQLConfig
-from iql_tutorial.speed.runner import StepRunner
+from iql_tutorial.speed.runner import UpdateRunner
 
 # The agent's updates run through the speed layer's runner (eager, compiled, CUDA graph); core
 # never imports speed, so the package plugs it in here, before any agent is made.
-IQLAgent.runner_class = StepRunner
+IQLAgent.runner_class = UpdateRunner
 
 __all__ = ["IQLAgent", "IQLConfig", "__version__"]

@@ -31,7 +31,7 @@ def minari_path(root):
 
 
 @pytest.fixture(scope="session")
-def tiny_minari_root(tmp_path_factory):
+def tiny_datasets_path(tmp_path_factory):
     """A folder of tiny random Pendulum datasets in Minari's layout (see _tiny_data), made once."""
     from _tiny_data import make_maze_dataset, make_pendulum_dataset
 
@@ -45,7 +45,7 @@ def tiny_minari_root(tmp_path_factory):
 
 
 @pytest.fixture()
-def tiny_minari(tiny_minari_root):
+def tiny_minari(tiny_datasets_path):
     """MINARI_DATASETS_PATH set to the tiny datasets for one test."""
-    with minari_path(tiny_minari_root):
-        yield tiny_minari_root
+    with minari_path(tiny_datasets_path):
+        yield tiny_datasets_path

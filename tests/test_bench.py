@@ -129,7 +129,7 @@ def test_compiled_step_under_the_default_plan_equals_eager(no_plan):
     for n in (2, 1, 2):
         torch.set_num_threads(n)
         runner.run(2)
-    eager.train_steps(t, 6, torch.Generator().manual_seed(1))
+    eager.run_updates(t, 6, torch.Generator().manual_seed(1))
     for (name, x), y in zip(eager.state_dict().items(), comp.state_dict().values(), strict=True):
         torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-4, msg=name)
 

@@ -13,7 +13,7 @@ from iql_tutorial.data import Transitions, load_dataset
 from iql_tutorial.data.importer import import_arrays
 from iql_tutorial.runs.diagnostics import DIAG_COLUMNS, held_out_episodes, offline_diagnostics, split_episodes
 from iql_tutorial.runs.train import TrainConfig, train
-from iql_tutorial.speed.runner import StepRunner
+from iql_tutorial.speed.runner import UpdateRunner
 
 torch.set_num_threads(1)
 NO_ENV_ID = "me/random/noenv-v0"
@@ -156,13 +156,13 @@ def test_training_without_an_environment_logs_diagnostics_and_no_scores(no_env_r
 
 def test_training_uses_only_the_training_episodes(no_env_root, tmp_path, monkeypatch):
     seen = []
-    original = StepRunner.run_sampled
+    original = UpdateRunner.run_sampled
 
     def spy(self, num_steps):
         seen.append(set(self.data.episode_ids.tolist()))
         return original(self, num_steps)
 
-    monkeypatch.setattr(StepRunner, "run_sampled", spy)
+    monkeypatch.setattr(UpdateRunner, "run_sampled", spy)
     result = train(small(tmp_path / "run", steps=10), progress=False)
     held = set(result.validation.episode_ids.tolist())
     assert seen and all(s.isdisjoint(held) and len(s) == 4 for s in seen)
@@ -177,7 +177,7 @@ def test_val_fraction_zero_trains_on_everything_and_writes_no_diagnostics(no_env
 
 def test_resume_needs_the_same_val_fraction_and_continues_the_diagnostics_exactly(no_env_root, tmp_path, monkeypatch):
     full = train(small(tmp_path / "full"), progress=False)
-    original = StepRunner.run_calls
+    original = UpdateRunner.run_calls
 
     class Killed(Exception):
         pass
@@ -187,10 +187,10 @@ def test_resume_needs_the_same_val_fraction_and_continues_the_diagnostics_exactl
             raise Killed()
         return original(self, calls)
 
-    monkeypatch.setattr(StepRunner, "run_calls", dying)
+    monkeypatch.setattr(UpdateRunner, "run_calls", dying)
     with pytest.raises(Killed):
         train(small(tmp_path / "killed"), progress=False)
-    monkeypatch.setattr(StepRunner, "run_calls", original)
+    monkeypatch.setattr(UpdateRunner, "run_calls", original)
     with pytest.raises(ValueError, match="val_fraction"):
         train(small(tmp_path / "killed", val_fraction=0.5, resume=True), progress=False)
     resumed = train(small(tmp_path / "killed", resume=True), progress=False)

@@ -285,10 +285,10 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_a_checkpoint_write_past_the_file_size_limit_is_one_line(tiny_minari_root, tmp_path):
+def test_a_checkpoint_write_past_the_file_size_limit_is_one_line(tiny_datasets_path, tmp_path):
     out = tmp_path / "run"
     r = subprocess.run([sys.executable, "-c", LIMITED_AFTER_FIRST, *TRAIN, "--out", str(out)],
-                       env=env_for(tiny_minari_root), capture_output=True, text=True, cwd=REPO, timeout=300)  # fmt: skip
+                       env=env_for(tiny_datasets_path), capture_output=True, text=True, cwd=REPO, timeout=300)  # fmt: skip
     assert r.returncode == 2, r.stderr
     line = one_error_line(r.stderr)
     assert line == (
@@ -300,9 +300,9 @@ def test_a_checkpoint_write_past_the_file_size_limit_is_one_line(tiny_minari_roo
     assert not (out / LOCK_NAME).exists()
 
 
-def test_ctrl_c_says_where_to_resume_and_exits_130(tiny_minari_root, tmp_path):
+def test_ctrl_c_says_where_to_resume_and_exits_130(tiny_datasets_path, tmp_path):
     out = tmp_path / "run"
-    proc, _, _ = start_paused(tmp_path, tiny_minari_root, out, 30)  # checkpoint 20 written, row 30 too
+    proc, _, _ = start_paused(tmp_path, tiny_datasets_path, out, 30)  # checkpoint 20 written, row 30 too
     proc.send_signal(signal.SIGINT)
     try:
         _, err = proc.communicate(timeout=120)

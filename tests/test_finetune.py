@@ -13,11 +13,11 @@ DATA_ID = "tests/pendulum/short-v0"
 
 
 @pytest.fixture(scope="module")
-def offline_run(tiny_minari_root, tmp_path_factory):
+def offline_run(tiny_datasets_path, tmp_path_factory):
     from conftest import minari_path
 
     out = tmp_path_factory.mktemp("offline") / "run"
-    with minari_path(tiny_minari_root):
+    with minari_path(tiny_datasets_path):
         train(
             TrainConfig(
                 dataset=DATA_ID,

@@ -35,14 +35,14 @@ def ft_config(offline, out, **kw) -> FinetuneConfig:  # API: FinetuneConfig
 
 
 @pytest.fixture(scope="module")
-def offline_run(tiny_minari_root, tmp_path_factory):
+def offline_run(tiny_datasets_path, tmp_path_factory):
     from conftest import minari_path
 
     out = tmp_path_factory.mktemp("offline") / "run"
     # API: TrainConfig
     cfg = TrainConfig(dataset=DATA_ID, steps=OFFLINE_STEPS, device="cpu", mode="eager", out=str(out), eval_episodes=0,
                       log_every=10, iql=small_iql())  # fmt: skip
-    with minari_path(tiny_minari_root):
+    with minari_path(tiny_datasets_path):
         train(cfg, progress=False)
     return out
 

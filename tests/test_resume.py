@@ -143,11 +143,11 @@ def tear_whole_logs(out: Path) -> None:
 # ------------------------------------------------------------------------------ offline training
 # steps 60; rows every 10, evaluations every 20, checkpoints at 30 and 60
 @pytest.fixture(scope="module")
-def full_run(tiny_minari_root, tmp_path_factory):
+def full_run(tiny_datasets_path, tmp_path_factory):
     from conftest import minari_path
 
     out = tmp_path_factory.mktemp("full") / "run"
-    with minari_path(tiny_minari_root):
+    with minari_path(tiny_datasets_path):
         result = train(train_config(out), progress=False)
     return out, result
 
@@ -191,21 +191,21 @@ def test_killed_training_resumes_to_the_uninterrupted_run(
 # 90 online steps (episodes of 30); rows every 10, evaluations at 0, 35, 70, 90; checkpoints
 # due at 20, 40, 80, written at the episode ends 30, 60, 90
 @pytest.fixture(scope="module")
-def offline_run(tiny_minari_root, tmp_path_factory):
+def offline_run(tiny_datasets_path, tmp_path_factory):
     from conftest import minari_path
 
     out = tmp_path_factory.mktemp("offline") / "run"
-    with minari_path(tiny_minari_root):
+    with minari_path(tiny_datasets_path):
         train(train_config(out, dataset=FT_DATA, steps=30, eval_episodes=0), progress=False)
     return out
 
 
 @pytest.fixture(scope="module")
-def full_finetune(offline_run, tiny_minari_root, tmp_path_factory):
+def full_finetune(offline_run, tiny_datasets_path, tmp_path_factory):
     from conftest import minari_path
 
     out = tmp_path_factory.mktemp("ft") / "full"
-    with minari_path(tiny_minari_root):
+    with minari_path(tiny_datasets_path):
         result = finetune(ft_config(offline_run, out), progress=False)
     return out, result
 

@@ -78,11 +78,11 @@ def steps_of(path: Path) -> list[int]:
 
 
 @pytest.mark.parametrize("second", [["--seed", "1"], ["--resume"]], ids=["new-run-seed1", "resume"])
-def test_a_second_writer_is_refused_and_the_first_finishes_intact(tiny_minari_root, tmp_path, second):
+def test_a_second_writer_is_refused_and_the_first_finishes_intact(tiny_datasets_path, tmp_path, second):
     out = tmp_path / "run"
-    first, _, go = start_paused(tmp_path, tiny_minari_root, out, 30)
+    first, _, go = start_paused(tmp_path, tiny_datasets_path, out, 30)
     try:
-        other = run_train(tiny_minari_root, out, *second)
+        other = run_train(tiny_datasets_path, out, *second)
     finally:
         go.touch()
         stdout, stderr = first.communicate(timeout=300)
@@ -99,14 +99,14 @@ def test_a_second_writer_is_refused_and_the_first_finishes_intact(tiny_minari_ro
     assert not (out / LOCK_NAME).exists()  # released at the end
 
 
-def test_a_lock_left_by_a_killed_process_is_taken_over(tiny_minari_root, tmp_path):
+def test_a_lock_left_by_a_killed_process_is_taken_over(tiny_datasets_path, tmp_path):
     out = tmp_path / "run"
-    first, _, _ = start_paused(tmp_path, tiny_minari_root, out, 30)  # checkpoint at 20, row 30 written
+    first, _, _ = start_paused(tmp_path, tiny_datasets_path, out, 30)  # checkpoint at 20, row 30 written
     first.send_signal(signal.SIGKILL)
     first.communicate(timeout=30)
     holder = json.loads((out / LOCK_NAME).read_text())
     assert holder["pid"] == first.pid and holder["host"] == socket.gethostname()
-    again = run_train(tiny_minari_root, out, "--resume")
+    again = run_train(tiny_datasets_path, out, "--resume")
     assert again.returncode == 0, again.stderr
     assert f"took over the stale lock of {out} (no process {first.pid} runs on this host" in again.stderr
     assert f"resuming {out} from step 20" in again.stderr

@@ -21,7 +21,7 @@ from iql_tutorial.core import losses
 from iql_tutorial.core.update import NETWORKS, adam_, cosine_lr, iql_losses
 from iql_tutorial.data import Transitions
 from iql_tutorial.data.transitions import synthetic_transitions
-from iql_tutorial.speed.runner import CudaGraphStep, StepRunner, resolve_mode
+from iql_tutorial.speed.runner import CudaGraphUpdate, UpdateRunner, resolve_mode
 
 torch.set_num_threads(1)
 OBS, ACT = 6, 2
@@ -136,7 +136,7 @@ def test_sampled_run_equals_updates_on_sampled_batches():
     torch.manual_seed(0)
     a = IQLAgent(OBS, ACT, CFG)
     b = copy.deepcopy(a)
-    StepRunner(a, t, torch.Generator().manual_seed(1)).run(7)
+    UpdateRunner(a, t, torch.Generator().manual_seed(1)).run(7)
     gb = torch.Generator().manual_seed(1)
     for _ in range(7):
         b.update(t.sample(32, gb))
@@ -155,10 +155,10 @@ def test_runner_is_kept_for_the_same_data_and_lets_old_data_go():
     agent = IQLAgent(OBS, ACT, CFG)
     first, g = data(), torch.Generator().manual_seed(1)
     assert agent.runner(first, g) is agent.runner(first, g)
-    agent.train_steps(first, 2, g)
+    agent.run_updates(first, 2, g)
     gone = weakref.ref(first)
     second = data(400)
-    agent.train_steps(second, 2, g)
+    agent.run_updates(second, 2, g)
     assert agent.runner(second, g).data is second
     del first
     gc.collect()
@@ -174,7 +174,7 @@ def test_compiled_step_equals_eager_step():
     comp = IQLAgent(OBS, ACT, CFG, mode="compile")
     comp.load_state_dict(eager.state_dict())
     comp.runner(t, torch.Generator().manual_seed(1)).run(3)  # several updates per call
-    eager.train_steps(t, 3, torch.Generator().manual_seed(1))
+    eager.run_updates(t, 3, torch.Generator().manual_seed(1))
     assert_same_state(eager, comp, 1e-4)
     b = batches(t, 1)[0]
     torch.testing.assert_close(comp.update(b)["critic_loss"], eager.update(b)["critic_loss"], rtol=1e-4, atol=1e-6)
@@ -227,7 +227,7 @@ def test_modes_that_cannot_be_honoured_are_refused():
     agent = IQLAgent(OBS, ACT, IQLConfig(hidden_dims=(8, 8)))
     agent.actor_opt.param_groups[0]["weight_decay"] = 0.01
     with pytest.raises(ValueError, match="weight_decay"):
-        StepRunner(agent)
+        UpdateRunner(agent)
 
 
 def test_auto_mode_falls_back_to_eager_without_a_compiler(monkeypatch):
@@ -252,7 +252,7 @@ def test_a_failed_compilation_says_what_to_do(monkeypatch):
     monkeypatch.setattr(torch, "compile", broken_compile)
     agent = IQLAgent(OBS, ACT, CFG, mode="compile")
     with pytest.raises(RuntimeError, match="C\\+\\+ compiler.*mode='eager'"):
-        agent.train_steps(t, 1)
+        agent.run_updates(t, 1)
     assert agent.num_updates == 0
 
 
@@ -333,13 +333,13 @@ def test_cuda_graph_wrapper_replays_the_step_and_keeps_every_output():
     start = copy.deepcopy(a.state_dict())
     backend = CpuGraphStandIn()
     torch.manual_seed(7)
-    graph = CudaGraphStep(StepRunner(a), t, backend=backend, warmup=2)
+    graph = CudaGraphUpdate(UpdateRunner(a), t, backend=backend, warmup=2)
     for k, v in a.state_dict().items():  # warm-up and capture changed nothing
         if v is not None:
             assert torch.equal(v, start[k]), k
     out = graph.run(5)
     torch.manual_seed(7)
-    want = b.train_steps(t, 5, None)  # the default generator: the same draws as inside the graph
+    want = b.run_updates(t, 5, None)  # the default generator: the same draws as inside the graph
     assert_same_state(a, b, 1e-6)
     assert set(out) == set(want) and "priority" in out and out["priority"].shape == (32,)
     torch.testing.assert_close(out["priority"], want["priority"])

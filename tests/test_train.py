@@ -15,7 +15,7 @@ import torch
 from iql_tutorial import IQLConfig
 from iql_tutorial.data import check_continuous, load_dataset
 from iql_tutorial.runs.train import TrainConfig, main, train
-from iql_tutorial.speed.runner import StepRunner
+from iql_tutorial.speed.runner import UpdateRunner
 
 torch.set_num_threads(1)
 SMALL = {"hidden_dims": (32, 32), "batch_size": 32, "actor_dropout": 0.1}
@@ -63,7 +63,7 @@ class Killed(Exception):
 
 
 def dying(original, at: int):
-    """``StepRunner.run_calls`` (the eager and compiled way into the update) that raises once the
+    """``UpdateRunner.run_calls`` (the eager and compiled way into the update) that raises once the
     agent reached ``at`` updates: the run dies at a log boundary, after the checkpoint at 40."""
 
     def run(self, calls):
@@ -90,11 +90,11 @@ def assert_same_run(full, resumed) -> None:
 def test_killed_and_resumed_run_is_bit_identical(data_root, tmp_path, monkeypatch, mode):
     """Eager, and compiled (the CPU default; actor dropout included)."""
     full = train(config(tmp_path / "full", mode=mode), progress=False)
-    original = StepRunner.run_calls
-    monkeypatch.setattr(StepRunner, "run_calls", dying(original, 50))
+    original = UpdateRunner.run_calls
+    monkeypatch.setattr(UpdateRunner, "run_calls", dying(original, 50))
     with pytest.raises(Killed):
         train(config(tmp_path / "killed", mode=mode), progress=False)
-    monkeypatch.setattr(StepRunner, "run_calls", original)
+    monkeypatch.setattr(UpdateRunner, "run_calls", original)
     assert list(pd.read_csv(tmp_path / "killed" / "train_log.csv")["step"]) == [10, 20, 30, 40, 50]
     resumed = train(config(tmp_path / "killed", mode=mode, resume=True), progress=False)
     assert_same_run(full, resumed)

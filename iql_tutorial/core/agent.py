@@ -17,7 +17,7 @@ Update order (``IQLConfig.update_order``):
 
 The agent's ``mode`` says how the joint update runs (the runners of :mod:`iql_tutorial.speed.runner`):
 ``"eager"`` calls ``iql_update``, ``"compile"`` calls it through ``torch.compile``, ``"cuda-graph"``
-replays it captured as a CUDA graph (``train_steps``). No host sync on the way: the losses come
+replays it captured as a CUDA graph (``run_updates``). No host sync on the way: the losses come
 back as tensors, and the trainer reads them only at logging intervals.
 """
 
@@ -84,7 +84,7 @@ def _adam(params: list[nn.Parameter], lr: float) -> torch.optim.Adam:
 
 
 class IQLAgent(nn.Module):
-    """Value, critic ensemble, target critics and policy, with one Adam each.
+    """Value, critic replicas, target critics and policy, with one Adam each.
 
     Args:
         obs_dim: size of the (flat) observation.
@@ -94,11 +94,11 @@ class IQLAgent(nn.Module):
         mode: how the joint update runs: ``"eager"`` (default), ``"compile"`` (``torch.compile``
             of the same step: same numbers up to float rounding, the first update pays the
             compilation, tens of seconds on a CPU), ``"cuda-graph"`` (CUDA only, through
-            ``train_steps``), or ``"auto"`` (the fastest this machine supports; see
+            ``run_updates``), or ``"auto"`` (the fastest this machine supports; see
             ``resolve_mode``).
     """
 
-    #: What runs the joint update in the agent's mode: ``iql_tutorial.speed.runner.StepRunner``,
+    #: What runs the joint update in the agent's mode: ``iql_tutorial.speed.runner.UpdateRunner``,
     #: plugged in by the package's ``__init__``. The speed layer wraps ``core.update``, so core
     #: never imports it.
     runner_class: ClassVar[Callable[..., Any] | None] = None
@@ -158,7 +158,7 @@ class IQLAgent(nn.Module):
         return self.runner().update(batch)
 
     def runner(self, data: Any = None, generator: torch.Generator | None = None) -> Any:
-        """The ``StepRunner`` of this agent's mode for ``data`` (None: for given batches).
+        """The ``UpdateRunner`` of this agent's mode for ``data`` (None: for given batches).
 
         The runner of the last dataset asked for is kept (a CUDA graph is captured once while
         training goes on on the same data), and only that one: a dataset the agent has moved
@@ -172,15 +172,15 @@ class IQLAgent(nn.Module):
             r = self._runners[slot] = IQLAgent.runner_class(self, data, generator)
         return r
 
-    def train_steps(self, data: Any, num_steps: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """``num_steps`` updates on batches sampled on the device from ``data`` (a
+    def run_updates(self, data: Any, count: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """``count`` updates on batches sampled on the device from ``data`` (a
         ``Transitions``); returns the metrics of the last one. No host sync inside."""
         if self.config.update_order == "sequential":
             out: dict[str, Tensor] = {}
-            for _ in range(num_steps):
+            for _ in range(count):
                 out = self.update(data.sample(self.config.batch_size, generator))
             return out
-        return self.runner(data, generator).run(num_steps)
+        return self.runner(data, generator).run(count)
 
     # ------------------------------------------------------------------ acting
     @torch.no_grad()

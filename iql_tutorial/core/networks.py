@@ -1,7 +1,7 @@
-"""The three networks of IQL: a value V(s), an ensemble of critics Q_i(s, a), and a policy.
+"""The three networks of IQL: a value V(s), N critic replicas Q_i(s, a), and a policy.
 
 All are two-hidden-layer ReLU MLPs of width 256 with orthogonal initialisation (gain
-sqrt(2) on hidden layers, 1 on the output), as in the paper's code. The critic ensemble is
+sqrt(2) on hidden layers, 1 on the output), as in the paper's code. The critic replicas are
 one batched computation: every layer holds the weights of all N replicas in one tensor of
 shape [N, in, out] and runs as a single batched matmul (``torch.baddbmm``), so N critics
 cost one kernel per layer instead of N.

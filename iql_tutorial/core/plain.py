@@ -104,8 +104,8 @@ class PlainIQL:
     def load_from_agent(self, agent: Any) -> None:
         """Copy the weights of an ``IQLAgent`` (2-layer MLPs) so both start from the same point."""
 
-        def copy_replicas(ensemble: Any, critics: list[nn.Sequential]) -> None:
-            layers = [*ensemble.hidden, ensemble.out]
+        def copy_replicas(replicated: Any, critics: list[nn.Sequential]) -> None:
+            layers = [*replicated.hidden, replicated.out]
             for i, q in enumerate(critics):
                 linears = [m for m in q if isinstance(m, nn.Linear)]
                 for lin, ens in zip(linears, layers, strict=True):

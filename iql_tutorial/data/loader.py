@@ -200,16 +200,16 @@ def episode_returns(t: Transitions) -> np.ndarray:
     return np.bincount(ids, weights=r)
 
 
-def reward_normalization(returns: np.ndarray, mode: str) -> tuple[float, float]:
+def reward_normalization(returns: np.ndarray, norm: str) -> tuple[float, float]:
     """(scale, shift) so that r' = scale * r + shift.
 
     ``"locomotion"``: scale = 1000 / (max episode return - min episode return), the paper's
     normalisation for MuJoCo data. ``"shift"``: r - 1, the paper's choice for AntMaze (sparse
     0/1 rewards become -1/0). ``"none"``: unchanged.
     """
-    if mode not in REWARD_NORMALIZATIONS:
-        raise ValueError(f"reward normalization '{mode}' is unknown; choose one of {REWARD_NORMALIZATIONS}.")
-    if mode == "locomotion":
+    if norm not in REWARD_NORMALIZATIONS:
+        raise ValueError(f"reward normalization '{norm}' is unknown; choose one of {REWARD_NORMALIZATIONS}.")
+    if norm == "locomotion":
         spread = float(returns.max() - returns.min()) if len(returns) else 0.0
         if not spread > 0 or not math.isfinite(spread):
             raise ValueError(
@@ -217,7 +217,7 @@ def reward_normalization(returns: np.ndarray, mode: str) -> tuple[float, float]:
                 f"(got a spread of {spread}); use reward_norm='none' for this dataset."
             )
         return 1000.0 / spread, 0.0
-    if mode == "shift":
+    if norm == "shift":
         return 1.0, -1.0
     return 1.0, 0.0
 

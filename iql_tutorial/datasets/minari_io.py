@@ -5,7 +5,6 @@ inspecting what is there.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,21 +14,15 @@ import h5py
 import numpy as np
 
 # The writer itself is shared with the importer of logged data, so it lives in ``data``
+from iql_tutorial.data.loader import datasets_path
 from iql_tutorial.data.minari_writer import Episode, compact_hdf5, create_compact
 
 __all__ = ["Episode", "compact_hdf5", "create_compact"]  # and this module's own functions
 
 
-def minari_root() -> Path:
-    """``$MINARI_DATASETS_PATH`` (the repository's ``data/`` unless set otherwise)."""
-    import iql_tutorial.data  # noqa: F401  (sets the default)
-
-    return Path(os.environ["MINARI_DATASETS_PATH"])
-
-
 def dataset_dir(dataset_id: str) -> Path:
     """Folder of a dataset id (``ns/env/name-v0`` -> ``<root>/ns/env/name-v0``)."""
-    return minari_root() / dataset_id
+    return datasets_path() / dataset_id
 
 
 def is_built(dataset_id: str) -> bool:

@@ -19,7 +19,7 @@ networks fit data they were not trained on: a few whole episodes are held out of
   rate as good better than the average ones. (Eq. 7's loss is ``-mean(w log pi)``, the
   unnormalised form; ``weight_mean`` is logged so it can be recovered: it is
   ``-weighted_log_likelihood * weight_mean``.) The weights use the config's ``beta`` whatever the
-  policy mode, so a behaviour-cloning run is scored by the same critics' view of the actions.
+  policy choice, so a behaviour-cloning run is scored by the same critics' view of the actions.
 - ``weight_mean``: the mean of those weights on the held-out transitions.
 
 Values and losses are in the training reward's units (after ``reward_norm``). These numbers say how

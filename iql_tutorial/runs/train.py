@@ -42,7 +42,7 @@ from iql_tutorial.runs.cli import add_fields, given
 from iql_tutorial.runs.diagnostics import DIAG_COLUMNS, offline_diagnostics, split_episodes
 from iql_tutorial.runs.evaluation import evaluate
 from iql_tutorial.runs.folder import Interrupted, RunFolder, run_command
-from iql_tutorial.speed.runner import MODES, StepRunner
+from iql_tutorial.speed.runner import MODES, UpdateRunner
 from iql_tutorial.speed.threads import decide_threads, reexec_with
 from iql_tutorial.utils import (
     live_status,
@@ -299,7 +299,7 @@ def _train(cfg: TrainConfig, folder: RunFolder, dataset: OfflineDataset | None, 
         print(compiling, file=sys.stderr)
 
     t0 = time.perf_counter() - wall_offset
-    runner = StepRunner(agent, train_data, sampler)
+    runner = UpdateRunner(agent, train_data, sampler)
     bar = progress_bar(cfg.steps, start, f"{iql.policy} {cfg.dataset}", "step", progress)
     s = start
     try:
@@ -319,7 +319,7 @@ def _loop(
     cfg: TrainConfig,
     folder: RunFolder,
     agent: IQLAgent,
-    runner: StepRunner,
+    runner: UpdateRunner,
     sampler: torch.Generator,
     dataset: OfflineDataset,
     val_data: Transitions | None,

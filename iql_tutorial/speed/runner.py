@@ -7,7 +7,7 @@
 - ``"cuda-graph"``: the compiled function, with the batch indices drawn inside it, captured once
   as a CUDA graph and replayed: one launch per update instead of a few hundred. Needs CUDA.
 
-:class:`StepRunner` is what calls it: it hands the function the agent's Adam states and a device
+:class:`UpdateRunner` is what calls it: it hands the function the agent's Adam states and a device
 counter of updates, and keeps the agent's host counter ``num_updates`` and its actor optimizer's
 logged ``lr`` in step, so logging, checkpoints and a later update carry on exactly.
 ``resolve_mode("auto", ...)`` (:mod:`iql_tutorial.core.agent`) picks the fastest mode the
@@ -31,8 +31,8 @@ from iql_tutorial.speed import threads
 
 __all__ = [
     "MODES",
-    "CudaGraphStep",
-    "StepRunner",
+    "CudaGraphUpdate",
+    "UpdateRunner",
     "TorchCudaGraph",
     "compiled",
     "default_inductor_options",
@@ -129,7 +129,7 @@ class TorchCudaGraph:
         self.graph.replay()
 
 
-class CudaGraphStep:
+class CudaGraphUpdate:
     """The update captured once and replayed. Everything the graph reads or writes keeps its
     address: the dataset tables, the parameters, the Adam states and the device counter; the
     batch indices are drawn inside the graph with the default (graph-safe) CUDA generator.
@@ -139,7 +139,7 @@ class CudaGraphStep:
     the first replayed update is the first real update.
     """
 
-    def __init__(self, runner: StepRunner, data: Any, backend: Any = None, warmup: int = 3) -> None:
+    def __init__(self, runner: UpdateRunner, data: Any, backend: Any = None, warmup: int = 3) -> None:
         self.runner, self.backend = runner, backend or TorchCudaGraph()
         agent, fn = runner.agent, runner.fn
         bs, n = agent.config.batch_size, len(data)
@@ -165,11 +165,11 @@ class CudaGraphStep:
         self.backend.set_rng(rng)
         self.outputs = self.backend.capture(one, mutable)
 
-    def run(self, num_steps: int) -> dict[str, Tensor]:
+    def run(self, count: int) -> dict[str, Tensor]:
         self.runner.sync_counter()
-        for _ in range(num_steps):
+        for _ in range(count):
             self.backend.replay()
-        self.runner.advance(num_steps)
+        self.runner.advance(count)
         return {k: v.clone() for k, v in self.outputs.items()}
 
 
@@ -216,7 +216,7 @@ def _autograd_alternative(agent: IQLAgent) -> Callable[..., dict[str, Tensor]]:
     return call
 
 
-class StepRunner:
+class UpdateRunner:
     """Runs an agent's updates in its mode (``agent.mode``), several per Python call.
 
     Args:
@@ -231,7 +231,7 @@ class StepRunner:
         self, agent: IQLAgent, data: Any = None, generator: torch.Generator | None = None, backend: Any = None
     ) -> None:
         if agent.config.update_order != "joint":
-            raise ValueError("StepRunner runs the joint update; update_order='sequential' uses agent.update.")
+            raise ValueError("UpdateRunner runs the joint update; update_order='sequential' uses agent.update.")
         self.agent, self.data, self.generator, self.mode = agent, data, generator, agent.mode
         adam_state(agent)  # refuses an optimizer that is not plain Adam, before anything runs
         self.counter = torch.zeros((), device=agent.device)  # updates done, on the device
@@ -244,9 +244,9 @@ class StepRunner:
             if agent not in _COMPILED:
                 _COMPILED[agent] = compiled(agent)
             self.fn = _COMPILED[agent]
-        self.graph: CudaGraphStep | None = None
+        self.graph: CudaGraphUpdate | None = None
         if self.mode == "cuda-graph" and data is not None:
-            self.graph = CudaGraphStep(self, data, backend)
+            self.graph = CudaGraphUpdate(self, data, backend)
 
     def sync_counter(self) -> None:
         """Point the device counter at the agent's ``num_updates`` if it moved elsewhere (a fresh
@@ -282,27 +282,27 @@ class StepRunner:
         """One update on a given batch (eager or compiled; the CUDA graph samples its own)."""
         return self.run_calls([(None, *(batch[k] for k in TABLE_KEYS))])
 
-    def run_sampled(self, num_steps: int) -> dict[str, Tensor]:
-        """``num_steps`` updates on uniform batches of ``data``, indices drawn with ``torch.randint``
+    def run_sampled(self, count: int) -> dict[str, Tensor]:
+        """``count`` updates on uniform batches of ``data``, indices drawn with ``torch.randint``
         (the same draws as ``data.sample``)."""
         data, bs = self.data, self.agent.config.batch_size
         tables = tuple(getattr(data, k) for k in TABLE_KEYS)
         draw = functools.partial(torch.randint, 0, len(data), (bs,), device=data.device, generator=self.generator)
-        return self.run_calls((draw(), *tables) for _ in range(num_steps))
+        return self.run_calls((draw(), *tables) for _ in range(count))
 
-    def run(self, num_steps: int) -> dict[str, Tensor]:
-        """``num_steps`` updates on uniform batches of ``data``; the metrics of the last one.
+    def run(self, count: int) -> dict[str, Tensor]:
+        """``count`` updates on uniform batches of ``data``; the metrics of the last one.
 
         Under an adaptive thread plan (``speed.threads``, the trainer's default on a CPU) the
         updates run in chunks of ``ADAPT_CHUNK``, the thread count looked at before each, so a
         neighbour that starts mid-call costs at most one chunk at the stalled rate."""
         if self.graph is not None:
-            return self.graph.run(num_steps)
+            return self.graph.run(count)
         plan = threads.applied_plan()
         if plan is None or not plan.adaptive or self.agent.device.type != "cpu":
-            return self.run_sampled(num_steps)
+            return self.run_sampled(count)
         out: dict[str, Tensor] = {}
-        for start in range(0, num_steps, ADAPT_CHUNK):
+        for start in range(0, count, ADAPT_CHUNK):
             plan.adjust()
-            out = self.run_sampled(min(ADAPT_CHUNK, num_steps - start))
+            out = self.run_sampled(min(ADAPT_CHUNK, count - start))
         return out
