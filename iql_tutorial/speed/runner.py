@@ -17,7 +17,6 @@ machine supports and says why when it falls back.
 from __future__ import annotations
 
 import functools
-import os
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -173,49 +172,6 @@ class CudaGraphUpdate:
         return {k: v.clone() for k, v in self.outputs.items()}
 
 
-def _autograd_alternative(agent: IQLAgent) -> Callable[..., dict[str, Tensor]]:
-    """What a reader would write instead (measured for the performance notes, then removed):
-    ``.backward()`` of the same losses and ``torch.optim.Adam(capturable=True, foreach=True)``
-    stepped inside the compiled function (a tensor learning rate: no recompilation)."""
-    from iql_tutorial.core import losses
-    from iql_tutorial.core.update import ACTION_CLIP, NETWORKS, iql_losses
-
-    cfg = agent.config
-    lrs = (cfg.value_lr, cfg.critic_lr, cfg.actor_lr)
-    opts = [
-        torch.optim.Adam(getattr(agent, n).parameters(), lr=torch.tensor(lr), capturable=True, foreach=True)
-        for n, lr in zip(NETWORKS, lrs, strict=True)
-    ]
-
-    def update(counter: Tensor, idx: Tensor, obs: Tensor, act: Tensor, rew: Tensor, next_obs: Tensor,
-               term: Tensor) -> dict[str, Tensor]:  # fmt: skip
-        obs, act, rew, next_obs, term = obs[idx], act[idx], rew[idx], next_obs[idx], term[idx]
-        act = act.clamp(-ACTION_CLIP, ACTION_CLIP)
-        params = {name: dict(getattr(agent, name).named_parameters()) for name in NETWORKS}
-        total, (metrics, _) = iql_losses(params, agent, obs, act, rew, next_obs, term)
-        for opt in opts:
-            opt.zero_grad(set_to_none=False)
-        total.backward()
-        opts[2].param_groups[0]["lr"].copy_(cosine_lr(cfg.actor_lr, counter, cfg.total_steps))
-        for opt in opts:
-            opt.step()
-        with torch.no_grad():
-            counter.add_(1.0)
-            target, critic = list(agent.target_critic.parameters()), list(agent.critic.parameters())
-            losses.polyak_update_every(target, critic, cfg.tau_target, counter, cfg.target_update_period)
-        return metrics
-
-    for opt in opts:
-        for p in opt.param_groups[0]["params"]:
-            p.grad = torch.zeros_like(p)
-    fn = torch.compile(update, options=default_inductor_options(agent.device) or None)
-
-    def call(m: Any, v: Any, t: Any, counter: Tensor, idx: Tensor, *tables: Tensor) -> dict[str, Tensor]:
-        return fn(counter, idx, *tables)
-
-    return call
-
-
 class UpdateRunner:
     """Runs an agent's updates in its mode (``agent.mode``), several per Python call.
 
@@ -236,9 +192,7 @@ class UpdateRunner:
         adam_state(agent)  # refuses an optimizer that is not plain Adam, before anything runs
         self.counter = torch.zeros((), device=agent.device)  # updates done, on the device
         self._counter_host = -1  # the num_updates it holds; -1: not set yet
-        if os.environ.get("IQL_UPDATE") == "autograd":  # the Adam measurement's alternative (temporary)
-            self.fn = _autograd_alternative(agent)
-        elif self.mode == "eager":
+        if self.mode == "eager":
             self.fn: Callable[..., dict[str, Tensor]] = functools.partial(iql_update, agent)
         else:
             if agent not in _COMPILED:
