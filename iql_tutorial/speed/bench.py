@@ -28,8 +28,8 @@ What it measures is what a user gets:
   times a round again when another process was busy during it (within ``--quiet-budget``).
 
 Nothing asserts a time: this prints figures. ``--variant SPEC`` adds a package contender run
-with ``IQL_THREADS=SPEC`` (see :mod:`iql_tutorial.speed.threads`), or with the environment
-variable of ``SPEC=NAME=VALUE`` set, to measure one lever beside the default.
+with ``IQL_THREADS=SPEC`` (see :mod:`iql_tutorial.speed.threads`) or, for a ``SPEC`` of the
+form ``NAME=VALUE``, with that variable set, to measure one lever beside the default.
 
 This module measures (the contenders' processes, the rounds, the workers' timing); the lines it
 prints are formatted by :mod:`iql_tutorial.speed.report`, and other processes' load is counted by
