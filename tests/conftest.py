@@ -1,4 +1,10 @@
-"""Shared pytest configuration: only the markers of the test suite."""
+"""Shared pytest configuration: the markers of the test suite and the fixtures several files use
+(plain helpers are in helpers.py)."""
+
+import pytest
+from helpers import minari_path, small_iql, train_config
+
+from iql_tutorial.runs.train import train
 
 
 def pytest_configure(config):
@@ -7,27 +13,6 @@ def pytest_configure(config):
         "book: builds the Jupyter Book (executing its notebooks with IQL_QUICK=1) and checks the "
         "rendered pages in headless Chromium; deselect with -m 'not book'",
     )
-
-
-import contextlib  # noqa: E402
-import os  # noqa: E402
-
-import pytest  # noqa: E402
-
-
-@contextlib.contextmanager
-def minari_path(root):
-    """Point MINARI_DATASETS_PATH at ``root`` for the duration, then restore it, so nothing
-    leaks into later tests or into the notebooks nbmake runs in the same session."""
-    old = os.environ.get("MINARI_DATASETS_PATH")
-    os.environ["MINARI_DATASETS_PATH"] = str(root)
-    try:
-        yield root
-    finally:
-        if old is None:
-            del os.environ["MINARI_DATASETS_PATH"]
-        else:
-            os.environ["MINARI_DATASETS_PATH"] = old
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +34,16 @@ def tiny_minari(tiny_datasets_path):
     """MINARI_DATASETS_PATH set to the tiny datasets for one test."""
     with minari_path(tiny_datasets_path):
         yield tiny_datasets_path
+
+
+@pytest.fixture(scope="module")
+def offline_run(tiny_datasets_path, tmp_path_factory):
+    """An offline run to fine-tune, made once per test file: 30 steps on tests/pendulum/short-v0
+    (2 episodes of 30 steps: 60 offline transitions), small_iql(), no evaluation, rows every 10.
+    test_resume.py overrides it with its own."""
+    out = tmp_path_factory.mktemp("offline") / "run"
+    cfg = train_config(out, dataset="tests/pendulum/short-v0", steps=30, eval_episodes=0, log_every=10,
+                       iql=small_iql())  # fmt: skip
+    with minari_path(tiny_datasets_path):
+        train(cfg, progress=False)
+    return out

@@ -7,14 +7,13 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import REPO
 
 from iql_tutorial.__main__ import COMMANDS, PROG
 from iql_tutorial.__main__ import main as cli
 
-REPO = Path(__file__).resolve().parents[1]
 NAMES = ["train", "finetune", "sweep", "bench", "data", "sac"]
 
 

@@ -2,11 +2,13 @@
 hand, and a dataset with no environment trains with diagnostics and without scores."""
 
 import json
+from functools import partial
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import train_config
 
 from iql_tutorial import IQLAgent, IQLConfig
 from iql_tutorial.data import Transitions, load_dataset
@@ -129,12 +131,9 @@ def no_env_root(tmp_path, monkeypatch):
     return root
 
 
-def small(out, **kw):
-    base = dict(dataset=NO_ENV_ID, steps=30, device="cpu", mode="eager", out=str(out), log_every=10, eval_every=10,
-                eval_episodes=5, checkpoint_every=10, val_fraction=0.34,
+small = partial(train_config, dataset=NO_ENV_ID, steps=30, log_every=10, eval_every=10, eval_episodes=5,
+                checkpoint_every=10, val_fraction=0.34,
                 iql=IQLConfig(hidden_dims=(16, 16), batch_size=16, actor_dropout=0.1))  # fmt: skip
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def test_training_without_an_environment_logs_diagnostics_and_no_scores(no_env_root, tmp_path, capsys):

@@ -2,43 +2,30 @@
 evaluation, and when the trainer and the fine-tuner write evaluation rows."""
 
 import importlib
+from functools import partial
 
 import gymnasium as gym
+import helpers
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import small_iql
 
 from iql_tutorial import IQLAgent, IQLConfig
 from iql_tutorial.data import ActionScaler, OfflineDataset
 from iql_tutorial.runs.evaluation import evaluate, rollout_returns
-from iql_tutorial.runs.finetune import FinetuneConfig, finetune
-from iql_tutorial.runs.train import TrainConfig, train
+from iql_tutorial.runs.finetune import finetune
+from iql_tutorial.runs.train import train
 
 torch.set_num_threads(1)
 DATA_ID = "tests/pendulum/short-v0"  # 2 random episodes of 30 steps
 SCALER = ActionScaler(np.array([-2.0]), np.array([2.0]))
 
 
-def small_iql(**kw) -> IQLConfig:  # API: iql
-    return IQLConfig(**{"hidden_dims": (16, 16), "batch_size": 16, **kw})
-
-
-def train_config(out, **kw) -> TrainConfig:  # API: TrainConfig
-    base = {
-        "dataset": DATA_ID,
-        "device": "cpu",
-        "mode": "eager",
-        "out": str(out),
-        "eval_episodes": 1,
-        "iql": small_iql(),
-    }
-    return TrainConfig(**{**base, **kw})
-
-
-def ft_config(offline, out, **kw) -> FinetuneConfig:  # API: FinetuneConfig
-    base = {"offline_run": str(offline), "out": str(out), "device": "cpu", "mode": "eager", "eval_episodes": 1}
-    return FinetuneConfig(**{**base, **kw})
+# every run here: the short dataset, small networks, one evaluation episode
+train_config = partial(helpers.train_config, dataset=DATA_ID, eval_episodes=1, iql=small_iql())
+ft_config = partial(helpers.ft_config, eval_episodes=1)
 
 
 class Countdown(gym.Env):

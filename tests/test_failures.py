@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import minari_path
-from test_run_folder import REPO, TRAIN, env_for, start_paused
+from helpers import REPO, TRAIN, env_for, minari_path, start_paused, train_config
 
 from iql_tutorial import IQLConfig
 from iql_tutorial.runs import finetune as finetune_module
@@ -44,10 +43,9 @@ def one_error_line(err: str) -> str:
 
 
 def small_run(out: Path, **kw) -> None:
-    cfg = {"dataset": DATA, "steps": 20, "device": "cpu", "mode": "eager", "out": str(out), "eval_every": 10,
-           "eval_episodes": 1, "log_every": 10, "checkpoint_every": 10,
+    cfg = {"dataset": DATA, "steps": 20, "eval_every": 10, "eval_episodes": 1, "log_every": 10, "checkpoint_every": 10,
            "iql": IQLConfig(hidden_dims=(8, 8), batch_size=8), **kw}  # fmt: skip
-    train(TrainConfig(**cfg), progress=False)
+    train(train_config(out, **cfg), progress=False)
 
 
 # ---------------------------------------------------------------------------------- unclear cases

@@ -1,53 +1,17 @@
 """Offline-to-online fine-tuning: collects into the mixed buffer, trains on it, resumes exactly."""
 
+from functools import partial
+
 import pandas as pd
 import pytest
 import torch
+from helpers import Killed, ft_config, zero_transitions
 
-from iql_tutorial import IQLConfig
-from iql_tutorial.runs.finetune import FinetuneConfig, ReplayBuffer, finetune
-from iql_tutorial.runs.train import TrainConfig, train
+from iql_tutorial.runs.finetune import ReplayBuffer, finetune
 
 torch.set_num_threads(1)
-DATA_ID = "tests/pendulum/short-v0"
-
-
-@pytest.fixture(scope="module")
-def offline_run(tiny_datasets_path, tmp_path_factory):
-    from conftest import minari_path
-
-    out = tmp_path_factory.mktemp("offline") / "run"
-    with minari_path(tiny_datasets_path):
-        train(
-            TrainConfig(
-                dataset=DATA_ID,
-                steps=30,
-                device="cpu",
-                out=str(out),
-                eval_episodes=0,
-                log_every=10,
-                mode="eager",
-                iql=IQLConfig(hidden_dims=(16, 16), batch_size=16),
-            ),
-            progress=False,
-        )
-    return out
-
-
-def cfg(offline, out, **kw):
-    base = {
-        "offline_run": str(offline),
-        "online_steps": 90,
-        "out": str(out),
-        "device": "cpu",
-        "eval_every": 45,
-        "eval_episodes": 1,
-        "log_every": 15,
-        "checkpoint_every": 20,
-        "mode": "eager",
-    }
-    base.update(kw)
-    return FinetuneConfig(**base)
+# fine-tunes conftest's offline_run (30 steps on tests/pendulum/short-v0)
+cfg = partial(ft_config, online_steps=90, eval_every=45, eval_episodes=1, log_every=15, checkpoint_every=20)
 
 
 def test_online_loop_collects_stores_and_trains_on_the_mixed_buffer(offline_run, tiny_minari, tmp_path):
@@ -68,18 +32,7 @@ def test_online_loop_collects_stores_and_trains_on_the_mixed_buffer(offline_run,
 
 
 def test_buffer_samples_only_what_is_stored():
-    from iql_tutorial.data import Transitions
-
-    t = Transitions(
-        obs=torch.zeros(5, 2),
-        actions=torch.zeros(5, 1),
-        rewards=torch.zeros(5),
-        next_obs=torch.zeros(5, 2),
-        terminals=torch.zeros(5),
-        timeouts=torch.zeros(5),
-        episode_ids=torch.zeros(5, dtype=torch.int64),
-    )
-    buf = ReplayBuffer(t, capacity=7)
+    buf = ReplayBuffer(zero_transitions(5), capacity=7)
     buf.add([1.0, 1.0], [0.5], 2.0, [1.0, 1.0], True, False, 1)
     g = torch.Generator().manual_seed(0)
     rewards = buf.sample(4000, g)["rewards"]
@@ -88,10 +41,6 @@ def test_buffer_samples_only_what_is_stored():
     buf.add([1.0, 1.0], [0.5], 2.0, [1.0, 1.0], True, False, 1)
     with pytest.raises(RuntimeError, match="full"):
         buf.add([1.0, 1.0], [0.5], 2.0, [1.0, 1.0], True, False, 1)
-
-
-class Killed(Exception):
-    pass
 
 
 def test_killed_fine_tuning_resumes_exactly(offline_run, tiny_minari, tmp_path, monkeypatch):

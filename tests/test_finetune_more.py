@@ -1,50 +1,21 @@
 """Fine-tuning: several updates per environment step, the buffer's capacity, refusing to resume
 with other settings, and the command line."""
 
+from functools import partial
+
+import helpers
 import pandas as pd
 import pytest
 import torch
+from helpers import zero_transitions
 
-from iql_tutorial import IQLConfig
-from iql_tutorial.data import Transitions
-from iql_tutorial.runs.finetune import FinetuneConfig, ReplayBuffer, finetune, main
-from iql_tutorial.runs.train import TrainConfig, train
+from iql_tutorial.runs.finetune import ReplayBuffer, finetune, main
 
 torch.set_num_threads(1)
-DATA_ID = "tests/pendulum/short-v0"  # 2 random episodes of 30 steps: 60 offline transitions
-OFFLINE_STEPS = 30
-
-
-def small_iql(**kw) -> IQLConfig:  # API: iql
-    return IQLConfig(**{"hidden_dims": (16, 16), "batch_size": 16, **kw})
-
-
-def ft_config(offline, out, **kw) -> FinetuneConfig:  # API: FinetuneConfig
-    base = {
-        "offline_run": str(offline),
-        "online_steps": 30,
-        "out": str(out),
-        "device": "cpu",
-        "mode": "eager",  # API: mode
-        "eval_every": 15,
-        "eval_episodes": 1,
-        "log_every": 10,
-        "checkpoint_every": 10,
-    }
-    return FinetuneConfig(**{**base, **kw})
-
-
-@pytest.fixture(scope="module")
-def offline_run(tiny_datasets_path, tmp_path_factory):
-    from conftest import minari_path
-
-    out = tmp_path_factory.mktemp("offline") / "run"
-    # API: TrainConfig
-    cfg = TrainConfig(dataset=DATA_ID, steps=OFFLINE_STEPS, device="cpu", mode="eager", out=str(out), eval_episodes=0,
-                      log_every=10, iql=small_iql())  # fmt: skip
-    with minari_path(tiny_datasets_path):
-        train(cfg, progress=False)
-    return out
+OFFLINE_STEPS = 30  # conftest's offline_run: 30 steps on tests/pendulum/short-v0 (60 offline transitions)
+ft_config = partial(
+    helpers.ft_config, online_steps=30, eval_every=15, eval_episodes=1, log_every=10, checkpoint_every=10
+)
 
 
 def test_several_updates_per_environment_step(offline_run, tiny_minari, tmp_path, monkeypatch):
@@ -69,22 +40,10 @@ def test_several_updates_per_environment_step(offline_run, tiny_minari, tmp_path
     assert three.buffer.capacity == 60 + 30  # the offline data plus every online step
 
 
-def _transitions(n: int) -> Transitions:
-    return Transitions(
-        obs=torch.zeros(n, 2),
-        actions=torch.zeros(n, 1),
-        rewards=torch.zeros(n),
-        next_obs=torch.zeros(n, 2),
-        terminals=torch.zeros(n),
-        timeouts=torch.zeros(n),
-        episode_ids=torch.zeros(n, dtype=torch.int64),
-    )
-
-
 def test_buffer_capacity_below_the_offline_data_is_refused():
     with pytest.raises(ValueError, match=r"capacity 4 is smaller than the offline data \(5 transitions\)"):
-        ReplayBuffer(_transitions(5), capacity=4)
-    exact = ReplayBuffer(_transitions(5), capacity=5)  # room for the offline data only
+        ReplayBuffer(zero_transitions(5), capacity=4)
+    exact = ReplayBuffer(zero_transitions(5), capacity=5)  # room for the offline data only
     assert len(exact) == 5
     with pytest.raises(RuntimeError, match="full"):
         exact.add([0.0, 0.0], [0.0], 0.0, [0.0, 0.0], False, False, 1)

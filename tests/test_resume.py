@@ -5,59 +5,30 @@ logs; the resumed run's logs (every column but wall_s) and parameters equal an u
 import csv
 import importlib
 import io
+from functools import partial
 from pathlib import Path
 
+import helpers
 import pandas as pd
 import pytest
 import torch
+from helpers import Killed, assert_same_state, minari_path, small_iql
 
-from iql_tutorial import IQLConfig
 from iql_tutorial.runs.checkpoint import CsvLog
-from iql_tutorial.runs.finetune import FinetuneConfig, finetune
-from iql_tutorial.runs.train import TrainConfig, train
+from iql_tutorial.runs.finetune import finetune
+from iql_tutorial.runs.train import train
 
 torch.set_num_threads(1)
 TRAIN_DATA = "tests/pendulum/tiny-v0"  # 3 episodes of 50 steps
 FT_DATA = "tests/pendulum/short-v0"  # 2 episodes of 30 steps: fine-tuning episodes are 30 steps
 
 
-def small_iql(**kw) -> IQLConfig:  # API: iql
-    return IQLConfig(**{"hidden_dims": (16, 16), "batch_size": 16, **kw})
-
-
-def train_config(out, **kw) -> TrainConfig:  # API: TrainConfig
-    base = {
-        "dataset": TRAIN_DATA,
-        "steps": 60,
-        "device": "cpu",
-        "out": str(out),
-        "log_every": 10,
-        "eval_every": 20,
-        "eval_episodes": 1,
-        "checkpoint_every": 30,
-        "mode": "eager",  # API: mode
-        "iql": small_iql(actor_dropout=0.1),  # dropout: the global torch generator matters too
-    }
-    return TrainConfig(**{**base, **kw})
-
-
-def ft_config(offline, out, **kw) -> FinetuneConfig:  # API: FinetuneConfig
-    base = {
-        "offline_run": str(offline),
-        "online_steps": 90,
-        "out": str(out),
-        "device": "cpu",
-        "log_every": 10,
-        "eval_every": 35,
-        "eval_episodes": 1,
-        "checkpoint_every": 20,  # due at 20, 40, 80: written at the episode ends 30, 60 and 90
-        "mode": "eager",  # API: mode
-    }
-    return FinetuneConfig(**{**base, **kw})
-
-
-class Killed(Exception):
-    pass
+# the schedules are given with the fixtures below
+train_config = partial(helpers.train_config, dataset=TRAIN_DATA, steps=60, log_every=10, eval_every=20,
+                       eval_episodes=1, checkpoint_every=30,
+                       iql=small_iql(actor_dropout=0.1))  # dropout: the global torch generator matters too  # fmt: skip
+ft_config = partial(helpers.ft_config, online_steps=90, log_every=10, eval_every=35, eval_episodes=1,
+                    checkpoint_every=20)  # fmt: skip
 
 
 def tear_last_line(path: Path) -> None:
@@ -81,22 +52,6 @@ def assert_same_logs(full: Path, resumed: Path) -> None:
         assert list(a.columns) == list(b.columns) and "wall_s" in a.columns
         assert len(a) > 0, name
         pd.testing.assert_frame_equal(a.drop(columns="wall_s"), b.drop(columns="wall_s"), check_exact=True, obj=name)
-
-
-def assert_same_state(a, b, where: str = "state") -> None:
-    """Tensors bit for bit, containers recursively, everything else equal."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert set(a) == set(b), where
-        for k in a:
-            assert_same_state(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same_state(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, where
 
 
 def kill_mid_row(monkeypatch, log_name: str, step: int) -> None:
@@ -144,8 +99,6 @@ def tear_whole_logs(out: Path) -> None:
 # steps 60; rows every 10, evaluations every 20, checkpoints at 30 and 60
 @pytest.fixture(scope="module")
 def full_run(tiny_datasets_path, tmp_path_factory):
-    from conftest import minari_path
-
     out = tmp_path_factory.mktemp("full") / "run"
     with minari_path(tiny_datasets_path):
         result = train(train_config(out), progress=False)
@@ -192,8 +145,7 @@ def test_killed_training_resumes_to_the_uninterrupted_run(
 # due at 20, 40, 80, written at the episode ends 30, 60, 90
 @pytest.fixture(scope="module")
 def offline_run(tiny_datasets_path, tmp_path_factory):
-    from conftest import minari_path
-
+    """Overrides conftest's offline_run: this file's train_config (actor dropout, checkpoints every 30)."""
     out = tmp_path_factory.mktemp("offline") / "run"
     with minari_path(tiny_datasets_path):
         train(train_config(out, dataset=FT_DATA, steps=30, eval_episodes=0), progress=False)
@@ -202,8 +154,6 @@ def offline_run(tiny_datasets_path, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def full_finetune(offline_run, tiny_datasets_path, tmp_path_factory):
-    from conftest import minari_path
-
     out = tmp_path_factory.mktemp("ft") / "full"
     with minari_path(tiny_datasets_path):
         result = finetune(ft_config(offline_run, out), progress=False)

@@ -2,16 +2,19 @@
 (expectile 0.9, beta 10, rewards shifted by -1), and fine-tuning's online rewards transformed
 exactly like the offline ones."""
 
+from functools import partial
+
 import gymnasium as gym
+import helpers
 import minari
 import numpy as np
 import pytest
 import torch
+from helpers import minari_path, small_iql
 
-from iql_tutorial import IQLConfig
 from iql_tutorial.data import OfflineDataset, load_dataset, reward_normalization
-from iql_tutorial.runs.finetune import FinetuneConfig, finetune
-from iql_tutorial.runs.train import TrainConfig, preset_for, train
+from iql_tutorial.runs.finetune import finetune
+from iql_tutorial.runs.train import preset_for, train
 
 torch.set_num_threads(1)
 PENDULUM = "tests/pendulum/tiny-v0"  # 3 random episodes of 50 steps
@@ -19,20 +22,9 @@ SHORT = "tests/pendulum/short-v0"  # 2 random episodes of 30 steps
 MAZE = "tests/pointmaze/tiny-v0"  # U-maze: one episode reaches the goal, two random ones of 40 steps
 
 
-def small_iql(**kw) -> IQLConfig:  # API: iql
-    return IQLConfig(**{"hidden_dims": (16, 16), "batch_size": 16, **kw})
-
-
-def train_config(out, **kw) -> TrainConfig:  # API: TrainConfig
-    base = {"steps": 4, "device": "cpu", "mode": "eager", "out": str(out), "eval_episodes": 0, "log_every": 2,
-            "checkpoint_every": 4}  # fmt: skip
-    return TrainConfig(**{**base, **kw})
-
-
-def ft_config(offline, out, **kw) -> FinetuneConfig:  # API: FinetuneConfig
-    base = {"offline_run": str(offline), "out": str(out), "device": "cpu", "mode": "eager", "eval_episodes": 0,
-            "log_every": 15}  # fmt: skip
-    return FinetuneConfig(**{**base, **kw})
+# no IQL settings unless a test gives them: the dataset's preset decides (and its reward normalisation)
+train_config = partial(helpers.train_config, steps=4, eval_episodes=0, log_every=2, checkpoint_every=4)
+ft_config = partial(helpers.ft_config, eval_episodes=0, log_every=15)
 
 
 def raw_episodes(dataset_id: str) -> list:
@@ -79,7 +71,6 @@ def test_locomotion_scale_on_a_dataset(tiny_minari):
 
 def test_locomotion_scale_refuses_a_dataset_whose_returns_do_not_spread(tmp_path):
     from _tiny_data import make_pendulum_dataset
-    from conftest import minari_path
 
     with minari_path(tmp_path / "minari"):
         make_pendulum_dataset("tests/pendulum/one-v0", episodes=1)  # one episode: a spread of 0

@@ -14,63 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import run_train, start_paused
 
 from iql_tutorial.runs.folder import LOCK_NAME, RunFolder, RunFolderBusy, RunLock, differences
-
-REPO = Path(__file__).resolve().parents[1]
-TRAIN = ["--dataset", "tests/pendulum/tiny-v0", "--device", "cpu", "--mode", "eager", "--hidden-dims", "16", "16",
-         "--batch-size", "16", "--eval-episodes", "1", "--eval-every", "20", "--log-every", "10",
-         "--checkpoint-every", "20", "--steps", "60", "--val-fraction", "0"]  # fmt: skip
-
-# ``python -c PAUSED ready go STEP ARGS...``: the trainer's command line, paused right after it
-# wrote the train_log.csv row of STEP (it touches ``ready``, then waits for ``go`` to exist), so a
-# test can act while a real process holds the folder, at a known step.
-PAUSED = """
-import sys, time
-from pathlib import Path
-from iql_tutorial.runs import checkpoint
-ready, go, at = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-append = checkpoint.CsvLog.append
-def paused(self, row):
-    append(self, row)
-    if self.path.name == "train_log.csv" and int(row["step"]) == at:
-        ready.touch()
-        while not go.exists():
-            time.sleep(0.02)
-checkpoint.CsvLog.append = paused
-from iql_tutorial.runs.train import main
-sys.exit(main(sys.argv[4:]))
-"""
-
-
-def env_for(root) -> dict[str, str]:
-    return {**os.environ, "MINARI_DATASETS_PATH": str(root), "IQL_THREADS": "1", "PYTHONPATH": str(REPO)}
-
-
-def default_sigint() -> None:
-    """A shell without job control starts background commands with SIGINT ignored, and Python
-    then installs no KeyboardInterrupt handler: give the child the default one back."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def start_paused(tmp_path: Path, root, out: Path, at: int, *extra: str) -> tuple[subprocess.Popen, Path, Path]:
-    ready, go = tmp_path / f"ready-{out.name}", tmp_path / f"go-{out.name}"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", PAUSED, str(ready), str(go), str(at), *TRAIN, "--out", str(out), *extra],
-        env=env_for(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-        preexec_fn=default_sigint,
-    )  # fmt: skip
-    deadline = time.time() + 300  # generous: the machine may be busy
-    while not ready.exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.time() < deadline, "the first writer never reached its pause"
-        time.sleep(0.05)
-    return proc, ready, go
-
-
-def run_train(root, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "iql_tutorial", "train", *TRAIN, "--out", str(out), *extra],
-                          env=env_for(root), capture_output=True, text=True, cwd=REPO, timeout=300)  # fmt: skip
 
 
 def steps_of(path: Path) -> list[int]:

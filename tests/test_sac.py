@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import Killed, assert_same_state
 from torch.distributions import Normal, TanhTransform, TransformedDistribution
 
 from iql_tutorial.datasets import sac
@@ -153,26 +154,6 @@ def test_sac_learns_pendulum_quickly(tmp_path):
     assert math.isfinite(state.cpu_seconds)
 
 
-class Killed(Exception):
-    pass
-
-
-def _assert_same(a, b, where: str) -> None:
-    """Tensors bit for bit, containers recursively, everything else equal."""
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert set(a) == set(b), where
-        for k in a:
-            _assert_same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _assert_same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, where
-
-
 def test_killed_sac_training_resumes_to_the_uninterrupted_run(tmp_path, monkeypatch):
     """300 steps, checkpoints at 100 and 200: a run killed at step 250 and run again continues
     from step 200 to exactly the agent, replay buffer, curves and snapshots of an uninterrupted run."""
@@ -199,7 +180,7 @@ def test_killed_sac_training_resumes_to_the_uninterrupted_run(tmp_path, monkeypa
     assert sac.load_checkpoint_file(tmp_path / "killed-ckpt" / "sac_checkpoint.pt")["state"]["step"] == 200
     agent, buf, state = run("killed")
 
-    _assert_same(full_agent.state_dict(), agent.state_dict(), "agent")
+    assert_same_state(full_agent.state_dict(), agent.state_dict(), "agent")
     assert len(buf) == len(full_buf) == 300
     # every transition, and where episodes end (the cut at each checkpoint is an episode end)
     for k, v in sac.replay_arrays(full_buf).items():
@@ -210,7 +191,7 @@ def test_killed_sac_training_resumes_to_the_uninterrupted_run(tmp_path, monkeypa
     for step in (100, 200, 300):
         a = torch.load(tmp_path / "full" / "snapshots" / f"step_{step:07d}.pt", weights_only=True)
         b = torch.load(tmp_path / "killed" / "snapshots" / f"step_{step:07d}.pt", weights_only=True)
-        _assert_same(a, b, f"snapshot {step}")
+        assert_same_state(a, b, f"snapshot {step}")
     with np.load(tmp_path / "full-ckpt" / "replay.npz") as za, np.load(tmp_path / "killed-ckpt" / "replay.npz") as zb:
         assert sorted(za.files) == sorted(zb.files)
         for k in za.files:

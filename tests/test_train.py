@@ -5,12 +5,14 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import gymnasium as gym
 import pandas as pd
 import pytest
 import torch
+from helpers import Killed, train_config
 
 from iql_tutorial import IQLConfig
 from iql_tutorial.data import check_continuous, load_dataset
@@ -27,21 +29,8 @@ def data_root(tiny_minari):
     return tiny_minari
 
 
-def config(out, **kw):
-    base = {
-        "dataset": DATA_ID,
-        "steps": 60,
-        "device": "cpu",
-        "out": str(out),
-        "log_every": 10,
-        "eval_every": 30,
-        "eval_episodes": 2,
-        "checkpoint_every": 20,
-        "mode": "eager",
-        "iql": IQLConfig(**SMALL),
-    }
-    base.update(kw)
-    return TrainConfig(**base)
+config = partial(train_config, dataset=DATA_ID, steps=60, log_every=10, eval_every=30, eval_episodes=2,
+                 checkpoint_every=20, iql=IQLConfig(**SMALL))  # fmt: skip
 
 
 def test_train_writes_logs_and_checkpoint(data_root, tmp_path):
@@ -56,10 +45,6 @@ def test_train_writes_logs_and_checkpoint(data_root, tmp_path):
     assert evals["score_mean"].iloc[-1] == pytest.approx(100 * (ret - -400.0) / (-50.0 - -400.0), abs=1e-6)
     assert result.agent.num_updates == 60
     assert json.loads((tmp_path / "run" / "run.json").read_text())["dataset"] == DATA_ID
-
-
-class Killed(Exception):
-    pass
 
 
 def dying(original, at: int):
