@@ -189,6 +189,11 @@ class WriteError(OSError):
         return self.message
 
 
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """The first line of an error's message, at most ``limit`` characters (for one-line errors)."""
+    return (str(e).strip().splitlines() or [""])[0][:limit]
+
+
 def os_cause(e: BaseException) -> str:
     """The cause of an ``OSError`` in words, with the hint that fixes it."""
     if not isinstance(e, OSError) or e.errno is None:
@@ -273,8 +278,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
             "by this package, or delete it and start over."
         ) from None
     except Exception as e:
-        first = (str(e).strip().splitlines() or [""])[0][:200]
         raise ValueError(
-            f"Checkpoint {path} cannot be read ({type(e).__name__}: {first}). It is not a checkpoint of this "
+            f"Checkpoint {path} cannot be read ({type(e).__name__}: {first_line(e)}). It is not a checkpoint of this "
             "package or it is damaged; delete it to start over, or point --out at another folder."
         ) from None

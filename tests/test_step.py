@@ -357,3 +357,18 @@ def test_polyak_every_period_matches_a_loop():
         if n % 3 == 0:
             ref = [(1 - 0.1) * r + 0.1 * s for r, s in zip(ref, src, strict=True)]
     torch.testing.assert_close(tgt[0], ref[0])
+
+
+def test_a_compiled_agent_is_freed_when_dropped():
+    """The compiled update is kept on its agent (a cycle the garbage collector frees), not in a
+    process-wide table that would keep every agent of a notebook or sweep alive."""
+    import gc
+    import weakref
+
+    agent = IQLAgent(OBS, ACT, CFG, mode="compile")
+    agent.runner(data(), torch.Generator().manual_seed(1))
+    assert agent.compiled_update is not None
+    gone = weakref.ref(agent)
+    del agent
+    gc.collect()
+    assert gone() is None, "the agent is still referenced after it was dropped"

@@ -134,6 +134,9 @@ class IQLAgent(nn.Module):
         self.num_updates = 0
         self.mode, self.mode_note = resolve_mode(mode, self.device, config.update_order)
         self._runners: dict[str, Any] = {}  # "batch": for update(batch); "data": the last dataset's
+        # torch.compile of this agent's update, made once by the speed layer's runner and shared
+        # by its runners (for given batches and for a dataset)
+        self.compiled_update: Callable[..., Any] | None = None
 
     # ------------------------------------------------------------------ pieces
     def target_q_min(self, obs: Tensor, act: Tensor) -> Tensor:

@@ -85,6 +85,20 @@ def policy_weights(agent: IQLAgent, target_q: Tensor, value: Tensor) -> Tensor:
     return losses.awr_weights(advantage, agent.config.beta, agent.config.max_weight)
 
 
+def _metrics(
+    value_loss: Tensor, critic_loss: Tensor, actor_loss: Tensor, value: Tensor, q: Tensor, weights: Tensor
+) -> dict[str, Tensor]:
+    """What the trainer logs, as detached tensors (read on the host only at logging intervals)."""
+    return {
+        "value_loss": value_loss.detach(),
+        "critic_loss": critic_loss.detach(),
+        "actor_loss": actor_loss.detach(),
+        "v_mean": value.detach().mean(),
+        "q_mean": q.detach().mean(),
+        "weight_mean": weights.mean(),
+    }
+
+
 def iql_losses(
     params: dict[str, dict[str, Tensor]],
     agent: IQLAgent,
@@ -121,14 +135,7 @@ def iql_losses(
     log_prob = functional_call(agent.actor, p_actor, (obs, act))
     actor_loss = losses.awr_loss(weights, log_prob)
 
-    metrics = {
-        "value_loss": value_loss.detach(),
-        "critic_loss": critic_loss.detach(),
-        "actor_loss": actor_loss.detach(),
-        "v_mean": value.detach().mean(),
-        "q_mean": q.detach().mean(),
-        "weight_mean": weights.mean(),
-    }
+    metrics = _metrics(value_loss, critic_loss, actor_loss, value, q, weights)
     total = value_loss + critic_loss + actor_loss
     return total, (metrics, (q_per_sample.detach(), v_per_sample.detach()))
 
@@ -162,8 +169,7 @@ def iql_update(
         act = act.clamp(-ACTION_CLIP, ACTION_CLIP)
 
     # 2. the three losses and their gradients, one forward and one backward pass
-    nets = [getattr(agent, name) for name in NETWORKS]
-    params = {name: dict(net.named_parameters()) for name, net in zip(NETWORKS, nets, strict=True)}
+    params = {name: dict(getattr(agent, name).named_parameters()) for name in NETWORKS}
     detached = {name: {k: p.detach() for k, p in ps.items()} for name, ps in params.items()}
     grads, (metrics, per_sample) = grad(iql_losses, has_aux=True)(detached, agent, obs, act, rew, next_obs, term)
 
@@ -267,14 +273,7 @@ def sequential_update(agent: IQLAgent, batch: Batch) -> dict[str, Tensor]:
     agent.num_updates += 1
     if agent.num_updates % cfg.target_update_period == 0:
         losses.polyak_update(list(agent.target_critic.parameters()), list(agent.critic.parameters()), cfg.tau_target)
-    metrics = {
-        "value_loss": value_loss.detach(),
-        "critic_loss": critic_loss.detach(),
-        "actor_loss": actor_loss.detach(),
-        "v_mean": value.detach().mean(),
-        "q_mean": q.detach().mean(),
-        "weight_mean": weights.mean(),
-    }
+    metrics = _metrics(value_loss, critic_loss, actor_loss, value, q, weights)
     if cfg.compute_priority:
         metrics["priority"] = losses.priority(q_per_sample.detach(), v_per_sample.detach(), cfg.priority)
     return metrics

@@ -62,7 +62,7 @@ import gymnasium as gym
 import numpy as np
 
 from iql_tutorial.data.loader import check_continuous, datasets_path
-from iql_tutorial.utils import WriteError, os_cause, write_error
+from iql_tutorial.utils import WriteError, first_line, os_cause, write_error
 
 REQUIRED = ("observations", "actions", "rewards", "terminals")
 OPTIONAL = ("timeouts", "episode_ends", "next_observations")
@@ -128,9 +128,8 @@ def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
         with h5py.File(path, "r") as f:
             return {k: np.asarray(f[k][()]) for k in f if k in KNOWN and isinstance(f[k], h5py.Dataset)}
     except Exception as e:  # a damaged zip or HDF5 file, or pickled objects in an .npz
-        first = (str(e).strip().splitlines() or [""])[0][:200]
         raise _fail(
-            f"file {path} cannot be read as {kind} ({type(e).__name__}: {first}); it is damaged or not "
+            f"file {path} cannot be read as {kind} ({type(e).__name__}: {first_line(e)}); it is damaged or not "
             "plain numeric arrays: save it again with np.savez or h5py."
         ) from None
 
@@ -265,9 +264,8 @@ def _make_env(env_id: str) -> gym.Env:
     try:
         return gym.make(env_id)
     except Exception as e:
-        first = (str(e).strip().splitlines() or [""])[0][:200]
         raise _fail(
-            f"environment '{env_id}' cannot be made ({type(e).__name__}: {first}); check the id "
+            f"environment '{env_id}' cannot be made ({type(e).__name__}: {first_line(e)}); check the id "
             "(gymnasium.pprint_registry() lists them) or import without --env."
         ) from None
 

@@ -17,7 +17,6 @@ machine supports and says why when it falls back.
 from __future__ import annotations
 
 import functools
-import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -27,6 +26,7 @@ from torch import Tensor
 from iql_tutorial.core.agent import MODES, IQLAgent, have_cpp_compiler, resolve_mode
 from iql_tutorial.core.update import TABLE_KEYS, adam_state, cosine_lr, iql_update
 from iql_tutorial.speed import threads
+from iql_tutorial.utils import first_line
 
 __all__ = [
     "MODES",
@@ -80,9 +80,8 @@ def compiled(agent: IQLAgent, options: dict[str, Any] | None = None) -> Callable
         try:
             out = fn(*args)
         except Exception as e:
-            first = (str(e).strip().splitlines() or [""])[0][:300]
             raise RuntimeError(
-                f"Compiling the IQL update failed ({type(e).__name__}: {first}). On a CPU, torch.compile needs a "
+                f"Compiling the IQL update failed ({type(e).__name__}: {first_line(e, 300)}). On a CPU, torch.compile needs a "
                 "working C++ compiler (g++ or clang; e.g. `apt-get install g++`). Use mode='eager' "
                 "(--mode eager) to run the same update without compiling."
             ) from e
@@ -90,10 +89,6 @@ def compiled(agent: IQLAgent, options: dict[str, Any] | None = None) -> Callable
         return out
 
     return call
-
-
-#: One compilation per agent, shared by its runners (one for given batches, one per dataset).
-_COMPILED: weakref.WeakKeyDictionary[IQLAgent, Callable[..., dict[str, Tensor]]] = weakref.WeakKeyDictionary()
 
 
 class TorchCudaGraph:
@@ -189,15 +184,16 @@ class UpdateRunner:
         if agent.config.update_order != "joint":
             raise ValueError("UpdateRunner runs the joint update; update_order='sequential' uses agent.update.")
         self.agent, self.data, self.generator, self.mode = agent, data, generator, agent.mode
-        adam_state(agent)  # refuses an optimizer that is not plain Adam, before anything runs
+        # refuses an optimizer that is not plain Adam, before anything runs
+        adam_state(agent)
         self.counter = torch.zeros((), device=agent.device)  # updates done, on the device
         self._counter_host = -1  # the num_updates it holds; -1: not set yet
         if self.mode == "eager":
             self.fn: Callable[..., dict[str, Tensor]] = functools.partial(iql_update, agent)
         else:
-            if agent not in _COMPILED:
-                _COMPILED[agent] = compiled(agent)
-            self.fn = _COMPILED[agent]
+            if agent.compiled_update is None:
+                agent.compiled_update = compiled(agent)
+            self.fn = agent.compiled_update
         self.graph: CudaGraphUpdate | None = None
         if self.mode == "cuda-graph" and data is not None:
             self.graph = CudaGraphUpdate(self, data, backend)
