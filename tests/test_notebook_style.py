@@ -13,12 +13,17 @@ and fail here, in every code cell of ``book/*.ipynb``:
 
 The cells are read with Python's tokenizer, so a ``#`` or a bracket inside a string is not
 mistaken for a comment; IPython lines (``%magic``, ``!shell``) are blanked first.
+
+Every name read in a shown cell is defined on the page (issue 29, item 1): ``tools/names_check.py``
+runs on every chapter, and on tiny notebooks here that must fail (a name defined only in a removed
+cell, a name read before the cell that defines it).
 """
 
 from __future__ import annotations
 
 import io
 import re
+import sys
 import tokenize
 from pathlib import Path
 
@@ -26,6 +31,10 @@ import nbformat
 import pytest
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
+sys.path.insert(0, str(BOOK.parent / "tools"))
+
+from names_check import undefined_names  # noqa: E402
+
 CHAPTERS = sorted(BOOK.glob("*.ipynb"))
 FMT_ESCAPE = re.compile(r"#\s*fmt:\s*(skip|off)\b")
 
@@ -119,4 +128,64 @@ def test_no_fmt_skip_in_a_chapter(path):
     found = [(n, line) for n, source in code_cells(path) for line in fmt_escapes(source)]
     assert not found, f"{path.name}: code the formatter is told to skip (format it for reading instead): " + "; ".join(
         f"cell {n}: {line.strip()!r}" for n, line in found
+    )
+
+
+def _notebook(tmp_path: Path, cells: list[tuple[list[str], str]]) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source, metadata={"tags": tags}) for tags, source in cells]
+    path = tmp_path / "tiny.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_names_check_reports_a_name_defined_only_in_a_removed_cell(tmp_path):
+    path = _notebook(
+        tmp_path,
+        [
+            (["bootstrap", "remove-cell"], "import subprocess\nREPO = 'x'\n"),
+            (["remove-cell"], "import numpy as np\nrng = np.random.default_rng(0)\n"),
+            ([], "%matplotlib inline\nx = rng.normal(size=3)\nprint(REPO)\n"),
+        ],
+    )
+    found = undefined_names(path)
+    assert [(f.cell, f.names) for f in found] == [(3, ["REPO", "rng"])]
+
+
+def test_names_check_knows_scopes_and_collapsed_cells(tmp_path):
+    path = _notebook(
+        tmp_path,
+        [
+            (["hide-input"], "import numpy as np\nfrom math import pi as PI\n"),
+            (["remove-input"], "hidden = 1\n"),
+            (
+                [],
+                "def f(a, *args, scale=PI, **kw):\n"
+                "    b = [a * i for i in range(3) if (j := i)]\n"
+                "    global G\n"
+                "    G = j\n"
+                "    return np.sum(b) + late + sum(args) + kw['k'] + (lambda z: z)(scale)\n"
+                "class C:\n    k = 1\n    v = k + 1\n"
+                "with open('notes.txt') as fh, np.errstate() as (e1, e2):\n    pass\n"
+                "for n, (p, q) in enumerate([(1, 2)]):\n    pass\n"
+                "try:\n    pass\nexcept ValueError as err:\n    print(err)\n"
+                "out = {k: v for k, v in zip('ab', [n, p])}\n"
+                "total = 0\ntotal += q\n",
+            ),
+            (["hide-cell"], "late = G + hidden + too_early\ncounter += 1\n"),
+            ([], "too_early = 2\nprint(display, C.v, out, total, fh, e1, e2)\n"),
+        ],
+    )
+    found = undefined_names(path)
+    # `hidden` comes from a removed cell; `too_early` is read before the cell that defines it;
+    # `counter += 1` reads a name never defined; the function's late read of `late` is fine
+    assert [(f.cell, f.names) for f in found] == [(4, ["counter", "hidden", "too_early"])]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
+def test_every_name_a_page_reads_is_defined_on_the_page(path):
+    found = undefined_names(path)
+    assert not found, (
+        f"{path.name}: shown cells read names defined nowhere a reader can see (define or import them in a "
+        "shown or hide-input cell; see tools/names_check.py):\n" + "\n".join(f"  {f}" for f in found)
     )
