@@ -54,12 +54,15 @@ sys.path.insert(0, str(REPO / "tools"))
 import check_book  # noqa: E402
 from check_book import (  # noqa: E402
     ANSI,
-    PROGRESS_LINE,
+    TIMING_TEXT,
     Browser,
     CheckError,
+    check_output_text,
+    check_outputs,
     check_page,
     check_pages,
     find_or_install_chromium,
+    is_progress_line,
     placeholder_repository,
     source_of,
     summary,
@@ -179,7 +182,8 @@ def test_progress_bar_prints_one_final_line_for_the_book(monkeypatch, capsys):
     bar.close()
     err = capsys.readouterr().err
     lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip()]
-    assert len(lines) == 1 and "100%|" in lines[0] and "50/50" in lines[0] and "loss=39" in lines[0], err
+    # the description, the count and the postfix; no elapsed time, rate or ETA (issue 29, item 6)
+    assert lines == ["train: 50/50 steps, loss=39"], err
     assert err.endswith("\n")
 
     quiet = progress_bar(5, 0, "off", "step", enabled=False)
@@ -191,6 +195,34 @@ def test_progress_bar_prints_one_final_line_for_the_book(monkeypatch, capsys):
     live = progress_bar(5, 0, "live", "step")
     assert live.mininterval == progress_interval() < float("inf")
     live.close()
+
+
+def test_check_outputs_fails_a_timing_and_passes_the_books_final_lines():
+    """Issue 29, item 6: tqdm's elapsed time, ETA and rate in a rendered output fail the page; the
+    book's final lines ("DESC: N/TOTAL UNITs, POSTFIX") pass, on stderr too."""
+
+    def page(text: str, stream: str = "stderr") -> BeautifulSoup:
+        html = f'<div class="cell_output"><div class="output {stream}"><pre>{text}</pre></div></div>'
+        return BeautifulSoup(html, "html.parser")
+
+    timed = [
+        "value net: 100%|##########| 3000/3000 [00:12<00:00, 240.13it/s]",
+        "awr: 10/10 [00:31, 3.12s/it]",
+        "awr hopper: 100%|##| 10000/10000 [01:02:03<00:00, 216.00step/s, score=52.1]",
+        "online: 5/50 [00:02<00:20, 4.63s/env step]",
+    ]
+    for line in timed:
+        assert any("show a timing" in p for p in check_outputs(page(line))), line
+    final = [
+        "value net: 3,000/3,000",
+        "awr hopper: 10,000/10,000 steps, score=52.1",
+        "30/30",
+        "online: 50/50 env steps",
+    ]
+    for line in final:
+        assert check_outputs(page(line)) == [] and check_output_text(page(line)) == [], line
+    # a measured speed printed on purpose, with its unit spelled out, is not a progress bar's timing
+    assert check_outputs(page("216.0 updates/s on this CPU", "stdout")) == []
 
 
 # --------------------------------------------------------------------------------------------
@@ -431,12 +463,12 @@ def test_tiny_book_progress_bars_are_one_final_line(tiny_book):
     soup = BeautifulSoup((html / "book" / "tiny.html").read_text(encoding="utf-8"), "html.parser")
     bars = {}
     for pre in soup.select(".cell_output pre"):
-        lines = [line for line in pre.get_text().splitlines() if PROGRESS_LINE.search(line)]
+        lines = [line for line in pre.get_text().splitlines() if is_progress_line(line)]
         for line in lines:
             bars[line.split(":")[0].strip()] = line
         assert len(lines) <= 1, f"an output block of the tiny notebook has {len(lines)} bar lines: {lines}"
-    assert set(bars) == {"tqdm.auto", "progress_bar"}, bars
-    assert all("100%|" in line and "20/20" in line for line in bars.values()), bars
+        assert not TIMING_TEXT.search(pre.get_text()), f"a timing in the page: {pre.get_text()!r}"
+    assert bars == {"tqdm.auto": "tqdm.auto: 20/20", "progress_bar": "progress_bar: 20/20 steps, loss=0.05"}, bars
     assert not soup.select('script[type="application/vnd.jupyter.widget-view+json"]'), "widget outputs in the page"
     assert "trained" in soup.get_text()
 

@@ -8,7 +8,10 @@ executes starts with tqdm's bars replaced:
 - ``tqdm.auto``, ``tqdm.autonotebook`` and ``tqdm.notebook`` give text bars, never ipywidgets
   (a widget has no state in a static page: it would render as an empty box);
 - a bar prints nothing while it runs and one line, its final state, when it is closed (a bar left
-  on the screen, ``leave=True``); a bar with ``leave=False`` prints nothing at all.
+  on the screen, ``leave=True``); a bar with ``leave=False`` prints nothing at all;
+- that line is the description, the count and the postfix ("value net: 3,000/3,000"), with no
+  elapsed time, rate or ETA: they differ on every build and machine, and ``tools/check_book.py``
+  fails a page that shows one (``[00:12<``, ``it/s``, ``s/it``).
 
 Rendered book pages receive every refresh of a running bar as a new line (each refresh is its own
 stream message, and myst-nb joins messages with newlines), hence one line. The package's own bars
@@ -53,6 +56,10 @@ def _iql_final_line_progress_bars() -> None:
                 if leave:  # let tqdm's close() draw the final state, once, then a newline
                     self._iql_closing = True
                     self.delay = 0.0
+                    # as iql_tutorial.utils.progress.final_line_format (this file imports no package)
+                    count = "{n:,}" if self.total is None else "{n:,}/{total:,}"
+                    count += "" if self.unit == "it" else " {unit}s"
+                    self.bar_format = ("{desc}: " if self.desc else "") + count + "{postfix}"
             super().close()
 
     def trange(*args, **kwargs):

@@ -30,6 +30,10 @@ page fails when:
 - an output block of a code cell shows one progress bar (the same description) on more than one
   line, i.e. a log of refreshes, or more than ``MAX_PROGRESS_LINES`` progress-bar lines in all
   (``NN%|``), or an ipywidgets output (an empty box in a static page) is rendered;
+- an output shows a timing (``TIMING_TEXT``: a progress bar's ``[00:12<00:03`` or its rate,
+  ``216.00step/s``, ``it/s``, ``s/it``): it differs on every build and machine, so the book's bars
+  end on one line without it (``"awr hopper: 10,000/10,000 steps"``, see
+  ``iql_tutorial.utils.progress.final_line_format``);
 - a ``pre`` of a code cell (input or output) or of a code block in the prose scrolls horizontally
   (``scrollWidth > clientWidth``);
 - a display equation is wider than the text column (MathJax centres it, so both of its ends are cut);
@@ -128,6 +132,11 @@ RAW_TEX_MARKERS = ("$", "\\(", "\\)", "\\[", "\\]", "\\begin{")
 # Code blocks in the prose that may show TeX source on purpose.
 TEX_SOURCE_LANGUAGES = ("highlight-latex", "highlight-tex")
 PROGRESS_LINE = re.compile(r"\d{1,3}%\|")
+# A bar's final line in the book: "DESC: N/TOTAL [UNITs][, POSTFIX]" (final_line_format).
+FINAL_PROGRESS_LINE = re.compile(r"^(?:.+?: )?\d[\d,]*/\d[\d,]*(?: [A-Za-z][\w ]*)?(?:, .+)?$")
+# A timing in an output: tqdm's "[elapsed<remaining" or "[elapsed, rate", its rate glued to a number
+# ("12.3it/s", "216.00step/s", "4.63s/step"), or the bare "it/s" / "s/it".
+TIMING_TEXT = re.compile(r"\[\d+:\d{2}(?::\d{2})?[<,]|\bit/s\b|\bs/it\b|\d[A-Za-z]{1,12}/s\b|\ds/[A-Za-z]{1,12}\b")
 WIDGET_TEXT = re.compile(r"\b(?:HBox|VBox|FloatProgress|IntProgress|HTML)\(children=|\bFloatProgress\(value=")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -679,6 +688,13 @@ def check_outputs(dom: BeautifulSoup) -> list[str]:
             problems.append(
                 f"an output block has a progress log: {why}: {lines[0].strip()[:80]!r} ... {lines[-1].strip()[:80]!r}"
             )
+    timed = [m.group(0) for pre in dom.select(".cell_output pre") if (m := TIMING_TEXT.search(pre.get_text()))]
+    if timed:
+        problems.append(
+            f"{len(timed)} outputs show a timing ({timed[0]!r}: a progress bar's elapsed time or rate differs on "
+            "every build): execute the book with IQL_PROGRESS=final and PYTHONSTARTUP=tools/book_kernel_startup.py, "
+            "or print no time"
+        )
     widgets = dom.select('script[type="application/vnd.jupyter.widget-view+json"], .cell_output .jupyter-widgets')
     widget_text = [pre for pre in dom.select(".cell_output pre") if WIDGET_TEXT.search(pre.get_text())]
     if widgets or widget_text:
@@ -822,6 +838,11 @@ def check_tables(measured: dict) -> list[str]:
     ]
 
 
+def is_progress_line(line: str) -> bool:
+    """A progress bar's line: tqdm's ``NN%|`` or the book's final line (``FINAL_PROGRESS_LINE``)."""
+    return bool(PROGRESS_LINE.search(line) or FINAL_PROGRESS_LINE.match(line.strip()))
+
+
 def check_output_text(dom: BeautifulSoup) -> list[str]:
     """Item 5: no warning in an output (stderr that is not a progress bar's final line, or a line
     matching ``WARNING_TEXT`` in any output), and no log line twice in one output block."""
@@ -833,7 +854,7 @@ def check_output_text(dom: BeautifulSoup) -> list[str]:
         lines = [line.strip() for line in ANSI.sub("", pre.get_text()).splitlines() if line.strip()]
         noise = []
         if "stderr" in (out.get("class") or []):
-            noise = [line for line in lines if not PROGRESS_LINE.search(line)]
+            noise = [line for line in lines if not is_progress_line(line)]
             if noise:
                 problems.append(
                     f"stderr in an output ({len(noise)} lines that are not a progress bar): {noise[0][:100]!r}; "
@@ -845,7 +866,7 @@ def check_output_text(dom: BeautifulSoup) -> list[str]:
         seen: dict[str, int] = {}
         for line in lines:
             if len(line) >= MIN_REPEATED_LINE_CHARS and re.search(r"[A-Za-z]{2}", line):
-                if not PROGRESS_LINE.search(line):
+                if not is_progress_line(line):
                     seen[line] = seen.get(line, 0) + 1
         repeated = [(n, line) for line, n in seen.items() if n > 1]
         if repeated:
