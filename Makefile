@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-stamp
 export MINARI_DATASETS_PATH ?= $(CURDIR)/data
 export PYTHONHASHSEED := 0
 # No OpenMP or thread variables are exported: the trainer decides its threads itself, visibly
-# (iql_tutorial.speed.threads; override with IQL_THREADS), and the benchmark measures your defaults.
+# (iql_tutorial.utils.threads; override with IQL_THREADS), and the benchmark measures your defaults.
 # tqdm.auto falls back to a text bar in notebooks without ipywidgets; its warning about that is
 # noise in the rendered book.
 export PYTHONWARNINGS ?= ignore:IProgress not found

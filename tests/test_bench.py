@@ -11,9 +11,9 @@ import torch
 
 from iql_tutorial import IQLAgent, IQLConfig
 from iql_tutorial.data.transitions import synthetic_transitions
-from iql_tutorial.speed import threads
 from iql_tutorial.speed.runner import default_inductor_options
-from iql_tutorial.speed.threads import ThreadPlan, decide_threads, parse_spec
+from iql_tutorial.utils import threads
+from iql_tutorial.utils.threads import ThreadPlan, decide_threads, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 NUMBER = r"([0-9]+(?:\.[0-9]+)?)"

@@ -77,7 +77,7 @@ def private_uses(source: str, module: str, is_package: bool = False) -> list[str
 def test_the_private_name_check_finds_each_kind():
     code = """
 from iql_tutorial.data.loader import _flatten_obs
-from iql_tutorial.speed import threads
+from iql_tutorial.utils import threads
 from iql_tutorial._version import __version__
 from .loader import _helper
 x = threads._APPLIED

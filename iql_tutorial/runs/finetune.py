@@ -37,10 +37,9 @@ from iql_tutorial.data.loader import flatten_obs
 from iql_tutorial.runs.checkpoint import CsvLog, load_checkpoint
 from iql_tutorial.runs.cli import add_fields, given
 from iql_tutorial.runs.evaluation import evaluate
-from iql_tutorial.runs.folder import Interrupted, RunFolder, read_run_json, run_command
-from iql_tutorial.runs.train import EVAL_COLUMNS, TRAIN_COLUMNS, compile_note
+from iql_tutorial.runs.folder import Interrupted, RunFolder, differences, read_run_json, run_command
+from iql_tutorial.runs.train import EVAL_COLUMNS, TRAIN_COLUMNS, check_data, compile_note, normalize_previous
 from iql_tutorial.speed.runner import MODES
-from iql_tutorial.speed.threads import decide_threads
 from iql_tutorial.utils import (
     live_status,
     progress_bar,
@@ -49,6 +48,7 @@ from iql_tutorial.utils import (
     seed_everything,
     set_rng_state,
 )
+from iql_tutorial.utils.threads import decide_threads
 
 
 @dataclass
@@ -90,6 +90,8 @@ class FinetuneConfig:
         for name in ("online_steps", "updates_per_step", "eval_every", "log_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"FinetuneConfig.{name}={getattr(self, name)} must be a positive integer.")
+        if self.eval_episodes < 0:
+            raise ValueError(f"FinetuneConfig.eval_episodes={self.eval_episodes} must be >= 0 (0 disables evaluation).")
         if self.out is None:
             self.out = str(Path(self.offline_run).with_name(Path(self.offline_run).name + "-online"))
 
@@ -141,7 +143,22 @@ def check_offline_run(cfg: FinetuneConfig) -> tuple[dict[str, Any], dict[str, An
     if lacks:
         raise ValueError(f"{run_path} lacks {', '.join(lacks)}: it is not the run.json of an offline run.")
     ckpt = load_checkpoint(ckpt_path)
-    step, steps = int(ckpt.get("step", 0)), int(offline_run["steps"])
+    lacking = [k for k in ("agent", "step") if not isinstance(ckpt, dict) or k not in ckpt]
+    if lacking:
+        kind = " (a fine-tuning checkpoint)" if isinstance(ckpt, dict) and "env_step" in ckpt else ""
+        raise ValueError(
+            f"{ckpt_path} has no '{lacking[0]}' entry{kind}, so it is not the checkpoint of the offline run in "
+            f"{offline_dir}; restore that run's checkpoint.pt, or train offline again into a new --out."
+        )
+    saved_run = ckpt.get("run")
+    if isinstance(saved_run, dict):
+        diff = differences(normalize_previous(dict(offline_run)), normalize_previous(dict(saved_run)))
+        if diff:
+            raise ValueError(
+                f"{ckpt_path} belongs to another run than {run_path} (they differ in {'; '.join(diff[:3])}); "
+                "restore the matching checkpoint.pt or run.json, or train offline again into a new --out."
+            )
+    step, steps = int(ckpt["step"]), int(offline_run["steps"])
     if step < steps:
         what = (
             f"offline run {offline_dir} stopped at step {step:,} of {steps:,}: finish it first "
@@ -160,7 +177,7 @@ def finetune(cfg: FinetuneConfig, dataset: OfflineDataset | None = None, progres
     The fine-tuning folder is locked while this writes into it (``folder.RunFolder``); Ctrl-C
     raises ``folder.Interrupted``; a failure before the run started leaves no folder behind."""
     offline_run, offline_ckpt = check_offline_run(cfg)
-    folder = RunFolder.open(str(cfg.out), what="fine-tuning run")
+    folder = RunFolder.open(str(cfg.out), what="fine-tuning run", step_key="env_step")
     ok = False
     try:
         result = _finetune(cfg, folder, offline_run, offline_ckpt, dataset, progress)
@@ -191,13 +208,14 @@ def _finetune(
     if dataset is None:
         dataset = load_dataset(offline_run["dataset"], device=device, reward_norm=offline_run["reward_norm"],
                                reward_dim=IQLConfig.from_dict(offline_ckpt["agent"]["config"]).reward_dim)  # fmt: skip
+    check_data(offline_run, offline_dir, dataset, action="fine-tune")  # the data the offline run trained on
     if not dataset.has_env:
         raise ValueError(
             f"dataset {dataset.dataset_id} names no environment (imported without --env), so there is nothing to "
             "collect online data in: fine-tuning needs one; re-import it with --env ENV_ID."
         )
     iql = IQLConfig.from_dict({**offline_ckpt["agent"]["config"], "cosine_actor_lr": False})
-    plan = decide_threads(device)  # as the trainer does (speed.threads; IQL_THREADS overrides)
+    plan = decide_threads(device)  # as the trainer does (utils.threads; IQL_THREADS overrides)
     for note in plan.apply():
         print(f"note: {note}", file=sys.stderr)
     agent = IQLAgent(dataset.obs_dim, dataset.act_dim, iql, device, mode=cfg.mode)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import re
 import sys
 import time
@@ -36,14 +37,13 @@ import torch
 from iql_tutorial.core.agent import IQLAgent
 from iql_tutorial.core.config import POLICY_MODES, PRIORITIES, UPDATE_ORDERS, IQLConfig
 from iql_tutorial.data import OfflineDataset, Transitions, load_dataset
-from iql_tutorial.data.loader import check_dataset_id, reward_dim_message
+from iql_tutorial.data.loader import check_dataset_id, describe_fingerprint, reward_dim_message
 from iql_tutorial.runs.checkpoint import CsvLog
 from iql_tutorial.runs.cli import add_fields, given
 from iql_tutorial.runs.diagnostics import DIAG_COLUMNS, offline_diagnostics, split_episodes
 from iql_tutorial.runs.evaluation import evaluate
 from iql_tutorial.runs.folder import Interrupted, RunFolder, run_command
 from iql_tutorial.speed.runner import MODES, UpdateRunner
-from iql_tutorial.speed.threads import decide_threads, reexec_with
 from iql_tutorial.utils import (
     live_status,
     progress_bar,
@@ -52,6 +52,7 @@ from iql_tutorial.utils import (
     seed_everything,
     set_rng_state,
 )
+from iql_tutorial.utils.threads import decide_threads, reexec_with
 
 TRAIN_COLUMNS = [
     "step",
@@ -203,7 +204,31 @@ def normalize_previous(previous: dict[str, Any]) -> dict[str, Any]:
         except (TypeError, ValueError):
             pass
     previous.setdefault("val_fraction", 0.0)  # runs from before the held-out split trained on everything
+    previous.pop("data_fingerprint", None)  # what the run trained on, not a setting: check_data compares it
     return previous
+
+
+def check_data(run: dict[str, Any], folder: Path, dataset: OfflineDataset, action: str = "resume") -> dict[str, Any]:
+    """The dataset's fingerprint (``data_fingerprint``); a one-line ``ValueError`` if the run in
+    ``folder`` (its ``run.json``: ``run``) recorded another one: its dataset changed since (``data
+    import --force`` of other arrays, a rebuild). A run.json from before fingerprints were recorded
+    is accepted, with a note that the data cannot be checked."""
+    now = dataset.data_fingerprint()
+    recorded = run.get("data_fingerprint")
+    if recorded is None:
+        print(
+            f"note: {folder / 'run.json'} records no fingerprint of its dataset (written before runs recorded "
+            f"one), so this {action} cannot check that dataset {dataset.dataset_id} is the one it trained on.",
+            file=sys.stderr,
+        )
+    elif recorded != now:
+        raise ValueError(
+            f"Cannot {action} {folder}: dataset {dataset.dataset_id} is not the data this run trained on "
+            f"(run.json: {describe_fingerprint(recorded)}; now: {describe_fingerprint(now)}): it was replaced or "
+            "rebuilt since. Train on it in a new run (another --out), or restore the data the run trained on; "
+            "nothing was trained or overwritten."
+        )
+    return now
 
 
 def _describe(previous: dict[str, Any]) -> str:
@@ -258,6 +283,7 @@ def _train(cfg: TrainConfig, folder: RunFolder, dataset: OfflineDataset | None, 
     if dataset.transitions.reward_dim != iql.reward_dim:
         raise ValueError(reward_dim_message(cfg.dataset, dataset.transitions.reward_dim, iql.reward_dim))
     dataset.transitions.check_finite(f"Dataset {cfg.dataset}")
+    fingerprint = check_data(folder.recorded, out, dataset) if ckpt is not None else dataset.data_fingerprint()
     train_data, val_data = split_episodes(dataset.transitions, cfg.val_fraction, cfg.seed)  # own RNG stream
     evaluating = cfg.eval_episodes > 0 and dataset.has_env
     if cfg.eval_episodes > 0 and not dataset.has_env:  # said once, whatever progress is
@@ -269,7 +295,7 @@ def _train(cfg: TrainConfig, folder: RunFolder, dataset: OfflineDataset | None, 
         )
         print(f"note: dataset {cfg.dataset} names no environment, so there is no online evaluation; {held}.",
               file=sys.stderr)  # fmt: skip
-    plan = decide_threads(device)  # the thread plan, decided visibly (speed.threads; IQL_THREADS overrides)
+    plan = decide_threads(device)  # the thread plan, decided visibly (utils.threads; IQL_THREADS overrides)
     notes = plan.apply()
     agent = IQLAgent(dataset.obs_dim, dataset.act_dim, iql, device, mode=cfg.mode)
     for note in notes:
@@ -291,7 +317,7 @@ def _train(cfg: TrainConfig, folder: RunFolder, dataset: OfflineDataset | None, 
         for log in (train_log, eval_log, diag_log):
             log.truncate_after(start)
     else:
-        folder.start(cfg.identity(), [train_log, eval_log, diag_log])
+        folder.start({**cfg.identity(), "data_fingerprint": fingerprint}, [train_log, eval_log, diag_log])
     # how each session of this run used the CPU (not its identity)
     folder.append_text("threads.txt", f"step {start}: mode {agent.mode}; {plan.describe()}\n")
     compiling = compile_note(agent.mode) if start < cfg.steps else None
@@ -341,6 +367,8 @@ def _loop(
         metrics = runner.run(s_next - s)
         bar.update(s_next - s)
         s = folder.progress_step = s_next
+        if s % cfg.log_every == 0 or s % cfg.checkpoint_every == 0 or s == cfg.steps:  # read where logged or saved
+            check_losses(metrics, s, folder)  # before a checkpoint could keep a diverged agent
         if s % cfg.log_every == 0 or s == cfg.steps:  # the only host syncs: once per log interval
             row = {k: float(v) for k, v in metrics.items() if v.dim() == 0}
             row.update(step=s, actor_lr=float(agent.actor_opt.param_groups[0]["lr"]), wall_s=time.perf_counter() - t0)
@@ -367,6 +395,29 @@ def _loop(
                 "run": cfg.identity(),
             }
             folder.save(state, s)
+
+
+LOSSES = ("value_loss", "critic_loss", "actor_loss")
+
+
+def check_losses(metrics: dict[str, torch.Tensor], step: int, folder: RunFolder) -> None:
+    """A one-line ``ValueError`` at the first non-finite loss read (the losses are read where the
+    loop logs or saves, so the hot path gains no host sync); the last checkpoint, written before
+    the losses diverged, is kept."""
+    bad = {k: float(metrics[k]) for k in LOSSES if k in metrics and not math.isfinite(float(metrics[k]))}
+    if not bad:
+        return
+    kept = (
+        f"the last good checkpoint (step {folder.saved_step:,}) is kept in {folder.path}"
+        if folder.saved_step is not None
+        else f"no checkpoint was written before it ({folder.path} keeps run.json and the logs)"
+    )
+    losses = ", ".join(f"{k} {v}" for k, v in bad.items())
+    raise ValueError(
+        f"training diverged: {losses} at step {step:,}; {kept}. Likely causes: the dataset's scale (observations or "
+        "rewards of huge magnitude: rescale them, or --reward-norm locomotion) or a learning rate too high "
+        "(--actor-lr, --critic-lr, --value-lr)."
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

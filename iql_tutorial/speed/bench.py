@@ -9,7 +9,7 @@ What it measures is what a user gets:
 - Each contender runs in its own Python process, started with your environment as it is: the
   benchmark exports nothing. The plain contender is ``core/plain.py``'s ``PlainIQL`` at PyTorch's
   defaults (a plain script). The package contender is the trainer's default path: the thread
-  plan of :func:`iql_tutorial.speed.threads.decide_threads` (printed), applied as the trainer
+  plan of :func:`iql_tutorial.utils.threads.decide_threads` (printed), applied as the trainer
   applies it, then ``IQLAgent(..., mode="auto")`` and ``agent.runner(data, generator).run(n)``,
   called for 10 updates at a time with the plan's ``adjust()`` before each call.
 - Both sample their batches on the device from the same synthetic table (1M transitions;
@@ -28,12 +28,12 @@ What it measures is what a user gets:
   times a round again when another process was busy during it (within ``--quiet-budget``).
 
 Nothing asserts a time: this prints figures. ``--variant SPEC`` adds a package contender run
-with ``IQL_THREADS=SPEC`` (see :mod:`iql_tutorial.speed.threads`) or, for a ``SPEC`` of the
+with ``IQL_THREADS=SPEC`` (see :mod:`iql_tutorial.utils.threads`) or, for a ``SPEC`` of the
 form ``NAME=VALUE``, with that variable set, to measure one lever beside the default.
 
 This module measures (the contenders' processes, the rounds, the workers' timing); the lines it
 prints are formatted by :mod:`iql_tutorial.speed.report`, and other processes' load is counted by
-:class:`iql_tutorial.speed.threads.OthersLoad`, as the adaptive thread plan counts it.
+:class:`iql_tutorial.utils.threads.OthersLoad`, as the adaptive thread plan counts it.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ import torch
 
 from iql_tutorial.data.transitions import synthetic_transitions
 from iql_tutorial.speed.report import Report
-from iql_tutorial.speed.threads import OthersLoad, ThreadPlan, decide_threads, process_cpu, reexec_with
+from iql_tutorial.utils.threads import OthersLoad, ThreadPlan, decide_threads, process_cpu, reexec_with
 
 OBS, ACT, HIDDEN, BATCH, CRITICS = 17, 6, 256, 256, 2
 TAG = "@@bench "  # the workers' protocol lines on stdout start with this

@@ -25,8 +25,7 @@ from torch import Tensor
 
 from iql_tutorial.core.agent import MODES, IQLAgent, have_cpp_compiler, resolve_mode
 from iql_tutorial.core.update import TABLE_KEYS, adam_state, cosine_lr, iql_update
-from iql_tutorial.speed import threads
-from iql_tutorial.utils import first_line
+from iql_tutorial.utils import first_line, threads
 
 __all__ = [
     "MODES",
@@ -47,7 +46,7 @@ def default_inductor_options(device: torch.device) -> dict[str, Any]:
 
     On a CPU: ``cpp_wrapper`` (the compiled graph's kernel calls are made from C++, not a Python
     wrapper); single-threaded elementwise kernels (``cpp.min_chunk_size``) when the thread plan
-    applied in this process asks for them (:mod:`iql_tutorial.speed.threads`) or else when OpenMP's
+    applied in this process asks for them (:mod:`iql_tutorial.utils.threads`) or else when OpenMP's
     threads sleep at once (``OMP_WAIT_POLICY=PASSIVE``, or ``GOMP_SPINCOUNT`` <= 1000): waking a
     second thread then costs more than the kernel itself at batch 256, while with spinning threads
     they are slower; and, for an adaptive plan, ``cpp.dynamic_threads``: the kernels ask OpenMP
@@ -243,7 +242,7 @@ class UpdateRunner:
     def run(self, count: int) -> dict[str, Tensor]:
         """``count`` updates on uniform batches of ``data``; the metrics of the last one.
 
-        Under an adaptive thread plan (``speed.threads``, the trainer's default on a CPU) the
+        Under an adaptive thread plan (``utils.threads``, the trainer's default on a CPU) the
         updates run in chunks of ``ADAPT_CHUNK``, the thread count looked at before each, so a
         neighbour that starts mid-call costs at most one chunk at the stalled rate."""
         if self.graph is not None:
