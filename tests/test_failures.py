@@ -396,3 +396,117 @@ def test_a_read_only_folder_is_one_line_for_train_and_import(tmp_path):
         assert list(readonly.iterdir()) == []
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+# ------------------------------------------------------------- issue 30: a run knows its data, and more
+def imported(dataset_id: str, seed: int = 0, scale: float = 1.0, n: int = 60) -> None:
+    """A tiny imported dataset (no environment): ``n`` transitions in episodes of 20."""
+    from iql_tutorial.data.importer import import_arrays
+
+    rng = np.random.default_rng(seed)
+    arrays = {"observations": rng.normal(size=(n, 3)) * scale, "actions": rng.uniform(-1, 1, (n, 1)),
+              "rewards": rng.normal(size=n), "terminals": np.zeros(n), "timeouts": np.arange(n) % 20 == 19}  # fmt: skip
+    import_arrays(arrays, dataset_id, action_low=-1, action_high=1, force=True)
+
+
+def test_a_resume_on_changed_data_is_refused_naming_both_fingerprints(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--dataset", "me/t/data-v0", *SMALL, "--val-fraction", "0", "--out", str(out)]
+    with minari_path(tmp_path / "minari"):
+        imported("me/t/data-v0", seed=0)
+        assert train_main(args) == 0
+        run = json.loads((out / "run.json").read_text())
+        assert run["data_fingerprint"]["transitions"] == 57  # 3 truncated episodes lose their last row
+        # a run.json from before fingerprints were recorded: resumed, saying the data is not checked
+        (out / "run.json").write_text(json.dumps({k: v for k, v in run.items() if k != "data_fingerprint"}))
+        assert train_main([*args, "--resume"]) == 0
+        assert "records no fingerprint of its dataset" in capsys.readouterr().err
+        (out / "run.json").write_text(json.dumps(run))
+        imported("me/t/data-v0", seed=1, n=80)  # data import --force of other arrays
+        before = (out / "checkpoint.pt").read_bytes()
+        assert train_main([*args, "--resume"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f"Cannot resume {out}: dataset me/t/data-v0 is not the data this run trained on" in line
+    assert "run.json: 57 transitions in 3 episodes" in line and "now: 76 transitions in 4 episodes" in line
+    assert "another --out" in line
+    assert (out / "checkpoint.pt").read_bytes() == before
+
+
+def test_training_stops_at_the_first_non_finite_loss(tmp_path, capsys):
+    out = tmp_path / "run"
+    with minari_path(tmp_path / "minari"):
+        imported("me/t/huge-v0", scale=1e30)  # finite in float32, but no network survives it
+        code = train_main(["--dataset", "me/t/huge-v0", *SMALL, "--val-fraction", "0", "--out", str(out)])
+    assert code == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert re.search(r"training diverged: \w+_loss (nan|inf).* at step 10; no checkpoint was written", line), line
+    assert "the dataset's scale" in line and "learning rate" in line
+    assert not (out / "checkpoint.pt").exists() and (out / "run.json").exists()
+
+
+def copy_run(offline_run: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "copy"
+    shutil.copytree(offline_run, out)
+    return out
+
+
+@pytest.mark.parametrize(
+    "entries, expected",
+    [({"env_step": 300, "agent": {}}, "has no 'step' entry"), ({"step": 30}, "has no 'agent' entry")],
+    ids=["a-finetuning-checkpoint", "no-agent"],
+)
+def test_a_checkpoint_of_another_kind_is_one_line_for_resume_and_finetune(
+    tiny_minari, offline_run, tmp_path, capsys, entries, expected
+):
+    from iql_tutorial.runs.finetune import main as finetune_main
+    from iql_tutorial.utils import save_checkpoint
+
+    out = copy_run(offline_run, tmp_path)
+    save_checkpoint(out / "checkpoint.pt", entries)
+    cfg = train_config(out, dataset="tests/pendulum/short-v0", steps=30, eval_episodes=0, log_every=10,
+                       iql=IQLConfig(hidden_dims=(16, 16), batch_size=16), resume=True)  # fmt: skip
+    with pytest.raises(ValueError, match=f"{re.escape(str(out / 'checkpoint.pt'))} {expected}, so it is not"):
+        train(cfg, progress=False)
+    assert finetune_main(["--offline-run", str(out), "--out", str(tmp_path / "ft"), "--device", "cpu"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert expected in line and "stopped at step" not in line and not (tmp_path / "ft").exists()
+
+
+def test_finetune_refuses_a_checkpoint_of_another_run_and_negative_eval_episodes(
+    tiny_minari, offline_run, tmp_path, capsys
+):
+    from iql_tutorial.runs.finetune import main as finetune_main
+    from iql_tutorial.utils import load_checkpoint, save_checkpoint
+
+    out = copy_run(offline_run, tmp_path)
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    ckpt["run"]["seed"] = 7
+    save_checkpoint(out / "checkpoint.pt", ckpt)
+    assert finetune_main(["--offline-run", str(out), "--out", str(tmp_path / "ft"), "--device", "cpu"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "belongs to another run than" in line and "seed: 0 in run.json, 7 now" in line
+    assert finetune_main(["--offline-run", str(offline_run), "--eval-episodes", "-1"]) == 2
+    assert "eval_episodes=-1 must be >= 0" in one_error_line(capsys.readouterr().err)
+
+
+def test_finetune_refuses_a_changed_dataset(tiny_minari, offline_run, tmp_path):
+    import dataclasses
+
+    from iql_tutorial.data import load_dataset
+    from iql_tutorial.runs.finetune import finetune
+
+    data = load_dataset("tests/pendulum/short-v0", reward_norm="locomotion")
+    t = dataclasses.replace(data.transitions, rewards=data.transitions.rewards + 1.0)
+    changed = dataclasses.replace(data, transitions=t, fingerprint=None)
+    cfg = finetune_module.FinetuneConfig(offline_run=str(offline_run), out=str(tmp_path / "ft"), device="cpu")
+    with pytest.raises(ValueError, match=f"Cannot fine-tune {re.escape(str(offline_run))}: dataset"):
+        finetune(cfg, dataset=changed, progress=False)
+    assert not (tmp_path / "ft").exists()
+
+
+def test_a_run_lock_that_is_a_folder_is_one_line(tiny_minari, tmp_path, capsys):
+    out = tmp_path / "run"
+    (out / LOCK_NAME).mkdir(parents=True)
+    assert train_main(["--dataset", DATA, *SMALL, "--out", str(out)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f"the lock {out / LOCK_NAME} cannot be read (a folder, not a lock file)" in line

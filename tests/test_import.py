@@ -2,6 +2,9 @@
 line with nothing left behind."""
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -290,3 +293,211 @@ def test_the_data_command_dispatches_import(root, tmp_path):
 def test_module_docstring_documents_every_array_name():
     for name in importer.KNOWN:
         assert f"``{name}``" in importer.__doc__
+
+
+# ------------------------------------------------------------------- one writer per dataset (issue 30)
+# ``python -c PAUSED_IMPORT ready go ARGS...``: ``data import ARGS`` whose forked writer writes its
+# PID into ``ready`` and waits for ``go`` to exist (forever if ``go`` is "-") before it writes
+PAUSED_IMPORT = """
+import os, sys, time
+from pathlib import Path
+from iql_tutorial.data import minari_writer
+ready, go = Path(sys.argv[1]), sys.argv[2]
+write = minari_writer.create_compact
+def paused(*args, **kwargs):
+    ready.write_text(str(os.getpid()))
+    while go == "-" or not Path(go).exists():
+        time.sleep(0.02)
+    return write(*args, **kwargs)
+minari_writer.create_compact = paused
+from iql_tutorial.data.importer import main
+sys.exit(main(sys.argv[3:]))
+"""
+REPO = Path(__file__).resolve().parents[1]
+
+
+def import_cmd(path: Path, dataset_id: str, *extra: str) -> list[str]:
+    return [str(path), "--id", dataset_id, "--action-low", "-2", "--action-high", "2", *extra]
+
+
+def start_paused_import(tmp_path: Path, root: Path, args: list[str], go: str) -> tuple[subprocess.Popen, int]:
+    """A ``data import`` paused inside its writer; returns the process and its writer's PID."""
+    ready = tmp_path / f"ready-{time.monotonic_ns()}"
+    proc = subprocess.Popen([sys.executable, "-c", PAUSED_IMPORT, str(ready), go, *args], cwd=REPO, text=True,
+                            env={**os.environ, "MINARI_DATASETS_PATH": str(root)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.time() + 120
+    while not (ready.exists() and ready.read_text()):
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, "the import never reached its writer"
+        time.sleep(0.02)
+    return proc, int(ready.read_text())
+
+
+def gone(pid: int) -> bool:
+    """The process no longer runs (exited, or a zombie waiting for its reaper)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_two_imports_of_one_id_at_once_keep_the_first_dataset_byte_identical(root, tmp_path, capsys):
+    small = save(logged(seed=0), tmp_path / "a.npz")
+    other = logged(seed=1)
+    other["observations"] = other["observations"][:, :2]  # another shape
+    other["next_observations"] = other["next_observations"][:, :2]
+    second = save(other, tmp_path / "b.npz")
+    go = tmp_path / "go"
+    first, _ = start_paused_import(tmp_path, root, import_cmd(small, "me/test/one-v0"), str(go))
+    try:
+        busy = main(import_cmd(second, "me/test/one-v0"))  # a second process's import, from this one
+    finally:
+        go.touch()
+        out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    err = capsys.readouterr().err
+    assert busy == 2 and err.count("\n") == 1, err
+    assert f"dataset me/test/one-v0 is being written by PID {first.pid}" in err
+    kept = files(root / "me/test/one-v0")
+    assert main(import_cmd(second, "me/test/one-v0")) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--force" in err
+    assert files(root / "me/test/one-v0") == kept
+    assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []  # no lock, no temporary folder
+
+
+def test_an_import_that_passed_the_first_check_is_refused_under_the_lock(root, monkeypatch):
+    """The race of issue 30: B checks the id (free), A writes the dataset meanwhile, B must not
+    replace it: B checks again under the lock, right before its rename."""
+    build = importer.build_episodes
+
+    def meanwhile(*args, **kwargs):  # B is validating its arrays while A imports the same id
+        monkeypatch.setattr(importer, "build_episodes", build)
+        import_arrays(logged(seed=0), "me/test/race-v0", action_low=-2, action_high=2)
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(importer, "build_episodes", meanwhile)
+    with pytest.raises(ValueError, match="already exists.*another import wrote it meanwhile"):
+        import_arrays(logged(seed=1), "me/test/race-v0", action_low=-2, action_high=2)
+    obs = load_dataset("me/test/race-v0").transitions.obs.numpy()
+    np.testing.assert_array_equal(obs, logged(seed=0)["observations"])  # A's, untouched
+
+
+def test_a_killed_import_leaves_no_writer_and_the_next_command_removes_its_folder(root, tmp_path, capsys):
+    from iql_tutorial.datasets.cli import main as data_main
+
+    path = save(logged(), tmp_path / "a.npz")
+    proc, writer = start_paused_import(tmp_path, root, import_cmd(path, "me/test/killed-v0"), "-")
+    hidden = [p for p in root.iterdir() if p.name.startswith(".import-") and p.is_dir()]
+    assert len(hidden) == 1
+    proc.kill()  # SIGKILL: no handler runs
+    proc.communicate(timeout=30)
+    deadline = time.time() + 10
+    while not gone(writer) and time.time() < deadline:
+        time.sleep(0.05)
+    assert gone(writer), "the forked writer outlived its parent"
+    assert data_main(["list"]) == 0
+    listed = capsys.readouterr().out
+    assert f"note: removed {hidden[0]}" in listed and f"process {proc.pid} is gone" in listed
+    assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []  # folder and lock both gone
+
+
+def test_sigterm_stops_an_import_and_its_writer_and_leaves_nothing(root, tmp_path):
+    path = save(logged(), tmp_path / "a.npz")
+    proc, writer = start_paused_import(tmp_path, root, import_cmd(path, "me/test/term-v0"), "-")
+    proc.terminate()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert err.strip() == "interrupted: nothing was imported (an existing dataset with this id is unchanged)."
+    assert gone(writer)
+    assert snapshot(root) == []
+
+
+# --------------------------------------------------------------- values and ids (issue 30, item 3 and 4)
+def set_at(a: np.ndarray, index, value: float) -> np.ndarray:
+    """``a`` as float64 (finite up to 1.8e308) with ``value`` at ``index``."""
+    a = a.astype(np.float64)
+    a[index] = value
+    return a
+
+
+@pytest.mark.parametrize(
+    "name, change, match",
+    [
+        ("rewards", lambda a: set_at(a, 5, 1e39), r"'rewards' holds 1e\+39 at row 5 .*float32"),
+        ("observations", lambda a: set_at(a, (9, 2), -1e39), r"'observations' holds -1e\+39 at row 9"),
+        ("observations", lambda a: a.astype(np.complex64), r"'observations' has complex dtype complex64"),
+        ("observations", lambda a: a[:, :0], r"'observations' has shape \(60, 0\): rows without a single value"),
+    ],
+    ids=["reward-beyond-float32", "obs-beyond-float32", "complex", "no-columns"],
+)
+def test_values_float32_cannot_hold_complex_and_empty_arrays_are_refused(root, name, change, match):
+    a = logged()
+    a.pop("next_observations")
+    a[name] = change(a[name])
+    refused(root, match, import_arrays, a, "me/test/bad-v0", action_low=-2, action_high=2)
+
+
+def test_observations_outside_the_environments_space_are_refused(root):
+    a = logged()
+    a.pop("next_observations")
+    a["observations"] = np.clip(a["observations"], -1, 1)
+    a["observations"][4, 2] = 9.0  # Pendulum's angular velocity lies in [-8, 8]
+    refused(root, r"observations\[4, 2\] = 9 lies outside the environment's observation space \[-8, 8\]",
+            import_arrays, a, "me/test/bad-v0", env_id="Pendulum-v1")  # fmt: skip
+
+
+@pytest.mark.parametrize("dataset_id", ["../escape/evil-v0", "../../outside_ds/evil-v0", "me/./t/ok-v0",
+                                        "me/.hidden/t-v0"])  # fmt: skip
+def test_ids_with_dot_parts_are_refused_before_anything_is_created(root, tmp_path, dataset_id):
+    msg = refused(root, "each part of an id is a plain name", import_arrays, logged(), dataset_id,
+                  action_low=-2, action_high=2)  # fmt: skip
+    assert "write" not in msg
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["minari"]  # nothing beside the datasets' folder
+
+
+def test_data_list_shows_damaged_datasets_as_broken(root, capsys):
+    from iql_tutorial.datasets.cli import main as data_main
+
+    for name in ("ok", "garbage", "deleted", "truncated"):
+        import_arrays(logged(), f"me/test/{name}-v0", action_low=-2, action_high=2)
+    (root / "me/test/garbage-v0/data/metadata.json").write_text("{not json")
+    (root / "me/test/deleted-v0/data/main_data.hdf5").unlink()
+    main_data = root / "me/test/truncated-v0/data/main_data.hdf5"
+    main_data.write_bytes(main_data.read_bytes()[:2000])
+    assert data_main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "other datasets there (imported or downloaded; train with --dataset ID): 1\n  me/test/ok-v0\n" in out
+    assert "me/test/garbage-v0: metadata.json cannot be read (JSONDecodeError)" in out
+    assert "me/test/deleted-v0: main_data.hdf5 is missing" in out
+    assert "me/test/truncated-v0: main_data.hdf5 cannot be opened (truncated, 0.0 MB)" in out
+
+
+@pytest.mark.parametrize("value", ["", "file"])
+def test_minari_datasets_path_empty_or_a_file_is_one_line(tmp_path, monkeypatch, capsys, value):
+    from iql_tutorial.datasets.cli import main as data_main
+
+    if value:
+        value = str(tmp_path / "a-file")
+        Path(value).write_text("x")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", value)
+    assert data_main(["list"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: MINARI_DATASETS_PATH")
+    assert ("is set but empty" if not value else "is a file, not a folder") in err
+    assert main([str(save(logged(), tmp_path / "a.npz")), "--id", "me/test/x-v0", "--action-low", "-2",
+                 "--action-high", "2"]) == 2  # fmt: skip
+    assert capsys.readouterr().err.startswith("error: MINARI_DATASETS_PATH")
+
+
+def test_the_rebuild_hint_is_for_the_books_datasets_only():
+    from iql_tutorial.data.loader import _repair_hint
+
+    assert "data build pendulum-medium" in _repair_hint("iqlbook/pendulum/medium-v0")
+    hint = _repair_hint("me/test/x-v0")
+    assert "data build" not in hint and "data import FILE --id me/test/x-v0 --force" in hint

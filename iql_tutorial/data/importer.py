@@ -48,9 +48,11 @@ raised before anything is written. The dataset is written into a hidden temporar
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -63,6 +65,7 @@ import numpy as np
 
 from iql_tutorial.data.loader import check_continuous, datasets_path
 from iql_tutorial.utils import WriteError, first_line, os_cause, write_error
+from iql_tutorial.utils.lock import FolderBusy, FolderLock, owner_alive, process_tag
 
 REQUIRED = ("observations", "actions", "rewards", "terminals")
 OPTIONAL = ("timeouts", "episode_ends", "next_observations")
@@ -147,6 +150,8 @@ def _rows(name: str, a: np.ndarray, width: bool) -> np.ndarray:
                 f"array '{name}' has shape {a.shape}; give [T, d] rows (flatten images or nested "
                 f"observations first, e.g. {name}.reshape(len({name}), -1))."
             )
+        if a.shape[1] == 0:
+            raise _fail(f"array '{name}' has shape {a.shape}: rows without a single value; give [T, d] with d >= 1.")
         return a
     if a.ndim == 2 and a.shape[1] == 1:
         return a[:, 0]
@@ -156,11 +161,20 @@ def _rows(name: str, a: np.ndarray, width: bool) -> np.ndarray:
 
 
 def _check_numeric(name: str, a: np.ndarray) -> None:
+    if np.issubdtype(a.dtype, np.complexfloating):
+        raise _fail(
+            f"array '{name}' has complex dtype {a.dtype}: storing it as float32 would drop the imaginary parts; "
+            f"give real and imaginary parts as separate columns, e.g. np.concatenate([{name}.real, {name}.imag], 1)."
+        )
     if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
         raise _fail(f"array '{name}' has dtype {a.dtype}, not numbers; convert it to a float array.")
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _check_finite(name: str, a: np.ndarray) -> None:
+    """NaN or inf, and finite values that float32 (what is stored) cannot hold, name the first row."""
     if np.issubdtype(a.dtype, np.floating):
         bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
         if bad.any():
@@ -169,6 +183,16 @@ def _check_finite(name: str, a: np.ndarray) -> None:
                 f"array '{name}' holds NaN or inf at row {rows[0]} ({len(rows)} row(s) in all); "
                 "drop or repair those transitions (and mark the episode ends around them) before importing."
             )
+        if a.dtype.itemsize > 4:
+            big = (np.abs(a.reshape(len(a), -1)) > FLOAT32_MAX).any(axis=1)
+            if big.any():
+                rows = np.flatnonzero(big)
+                value = a.reshape(len(a), -1)[rows[0]]
+                raise _fail(
+                    f"array '{name}' holds {value[np.abs(value) > FLOAT32_MAX][0]:.6g} at row {rows[0]} "
+                    f"({len(rows)} row(s) in all), beyond float32's range (+-{FLOAT32_MAX:.4g}), in which datasets "
+                    "are stored: it would become inf; rescale the array (or repair those rows) before importing."
+                )
 
 
 def _check_flags(name: str, a: np.ndarray) -> np.ndarray:
@@ -270,12 +294,24 @@ def _make_env(env_id: str) -> gym.Env:
         ) from None
 
 
-def _check_id(dataset_id: str, force: bool) -> Path:
+def check_new_id(dataset_id: str) -> None:
+    """A one-line ``ValueError`` unless ``dataset_id`` can name a new dataset: NAMESPACE/TASK/KIND-vN
+    with no empty, ``.`` or ``..`` part (which would write outside ``MINARI_DATASETS_PATH``)."""
     if not isinstance(dataset_id, str) or not ID_PATTERN.match(dataset_id):
         raise _fail(
             f"dataset id {dataset_id!r} is not of the form NAMESPACE/TASK/KIND-v0 (letters, digits, _ . - and "
             "slashes, ending in a version such as -v0), e.g. 'me/pendulum/pd-noisy-v0'."
         )
+    odd = [part for part in dataset_id.split("/") if part in ("", ".", "..") or part.startswith(".")]
+    if odd:
+        raise _fail(
+            f"dataset id {dataset_id!r} has the part {odd[0]!r}: each part of an id is a plain name (no '.', '..' "
+            "or leading dot), e.g. 'me/pendulum/pd-noisy-v0'."
+        )
+
+
+def _check_id(dataset_id: str, force: bool) -> Path:
+    check_new_id(dataset_id)
     dest = datasets_path() / dataset_id
     if dest.exists() and not force:
         raise _fail(
@@ -352,6 +388,20 @@ def build_episodes(
                 f"the environment's action space is {box} but the actions have {act.shape[1]} "
                 "dimension(s); import with the environment the data came from, or without --env."
             )
+        o_low = np.asarray(space_obs.low, np.float32).reshape(-1)
+        o_high = np.asarray(space_obs.high, np.float32).reshape(-1)
+        for k, x in (("observations", obs), ("next_observations", nxt)):
+            if x is None:
+                continue
+            x32 = x.astype(np.float32)
+            out = (x32 < o_low) | (x32 > o_high)
+            if out.any():
+                row, j = (int(v) for v in np.argwhere(out)[0])
+                raise _fail(
+                    f"{k}[{row}, {j}] = {x[row, j]:.6g} lies outside the environment's observation space "
+                    f"[{o_low[j]:.6g}, {o_high[j]:.6g}] ({int(out.any(axis=1).sum())} row(s) in all); import with "
+                    "the environment the data came from, or without --env."
+                )
     if (action_low is None) != (action_high is None):
         raise _fail("give both --action-low and --action-high (action_low and action_high), or neither.")
     if action_low is None:
@@ -475,17 +525,20 @@ def import_arrays(
     root = datasets_path()
     try:
         root.mkdir(parents=True, exist_ok=True)
-        tmp_root = Path(tempfile.mkdtemp(prefix=".import-", dir=root))  # hidden: Minari's listing skips it
     except OSError as e:
         raise _write_failed(dataset_id, root, e) from None
-    old_env = os.environ.get("MINARI_DATASETS_PATH")
-    created: list[Path] = []
+    for note in remove_stale_imports(root):
+        print(f"note: {note}", file=sys.stderr)
+    lock = dataset_lock(root, dataset_id)
+    note = lock.acquire()  # one writer per dataset id: a second import of it is refused, naming the first
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     try:
-        os.environ["MINARI_DATASETS_PATH"] = str(tmp_root)
-        built = _write_isolated(
-            tmp_root,
-            dataset_id,
+        _write_locked(
             root,
+            dataset_id,
+            dest,
+            force,
             lambda: create_compact(
                 dataset_id, episodes, env_id, observation_space=observation_space, action_space=action_space,
                 ref_min_score=ref_min_score, ref_max_score=ref_max_score,
@@ -493,41 +546,8 @@ def import_arrays(
                 algorithm_name=f"imported ({source})", author="iql_tutorial import",
             ),
         )  # fmt: skip
-        os.environ["MINARI_DATASETS_PATH"] = str(root) if old_env is None else old_env
-        # the namespaces' metadata files Minari made, where the destination lacks them
-        parts = dataset_id.split("/")[:-1]
-        for depth in range(1, len(parts) + 1):
-            ns = Path(*parts[:depth])
-            if not (root / ns).exists():
-                (root / ns).mkdir()
-                created.append(root / ns)
-            meta = tmp_root / ns / "namespace_metadata.json"
-            if meta.exists() and not (root / ns / "namespace_metadata.json").exists():
-                shutil.copyfile(meta, root / ns / "namespace_metadata.json")
-        if dest.exists():  # force: the old one moves aside and goes with the temporary folder
-            os.replace(dest, tmp_root / ".replaced")
-        try:
-            os.replace(built, dest)
-        except OSError:
-            if (tmp_root / ".replaced").exists():
-                os.replace(tmp_root / ".replaced", dest)
-            raise
-    except OSError as e:
-        for d in reversed(created):
-            shutil.rmtree(d, ignore_errors=True)
-        if isinstance(e, WriteError):
-            raise
-        raise _write_failed(dataset_id, root, e) from None
-    except BaseException:
-        for d in reversed(created):
-            shutil.rmtree(d, ignore_errors=True)
-        raise
     finally:
-        if old_env is None:
-            os.environ.pop("MINARI_DATASETS_PATH", None)
-        else:
-            os.environ["MINARI_DATASETS_PATH"] = old_env
-        shutil.rmtree(tmp_root, ignore_errors=True)
+        lock.release()
     return ImportResult(
         dataset_id=dataset_id,
         path=dest,
@@ -541,6 +561,181 @@ def import_arrays(
         action_high=info["high"],
         dropped=info["dropped"],
     )
+
+
+def _exists_refusal(dataset_id: str, dest: Path, meanwhile: bool) -> ValueError:
+    when = " (another import wrote it meanwhile)" if meanwhile else ""
+    return _fail(
+        f"dataset {dataset_id} already exists at {dest}{when}; pass --force (force=True) to replace it, or choose "
+        "another id (e.g. a new version suffix). It was left as it is."
+    )
+
+
+def _write_locked(root: Path, dataset_id: str, dest: Path, force: bool, write: Any) -> None:
+    """Under the dataset's lock: ``write()`` into a hidden temporary folder, then move the
+    dataset into place: without ``force`` only where no dataset is (checked again here, and by
+    the rename itself), with ``force`` swapped with the old one in one step where Linux allows."""
+    if dest.exists() and not force:
+        raise _exists_refusal(dataset_id, dest, meanwhile=True)
+    try:
+        # hidden (Minari's listing skips it); named after this process, so that a later import or
+        # ``data list`` removes it if this process is killed (remove_stale_imports)
+        tmp_root = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{process_tag()}-", dir=root))
+    except OSError as e:
+        raise _write_failed(dataset_id, root, e) from None
+    old_env = os.environ.get("MINARI_DATASETS_PATH")
+    created: list[Path] = []
+    try:
+        os.environ["MINARI_DATASETS_PATH"] = str(tmp_root)
+        built = _write_isolated(tmp_root, dataset_id, root, write)
+        os.environ["MINARI_DATASETS_PATH"] = str(root) if old_env is None else old_env
+        # the namespaces' metadata files Minari made, where the destination lacks them
+        parts = dataset_id.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            ns = Path(*parts[:depth])
+            if not (root / ns).exists():
+                (root / ns).mkdir(exist_ok=True)
+                created.append(root / ns)
+            meta = tmp_root / ns / "namespace_metadata.json"
+            if meta.exists() and not (root / ns / "namespace_metadata.json").exists():
+                shutil.copyfile(meta, root / ns / "namespace_metadata.json")
+        if not force and dest.exists():  # checked again right before the rename
+            raise _exists_refusal(dataset_id, dest, meanwhile=True)
+        if force and dest.exists():
+            swap(built, dest)  # the old dataset ends in the temporary folder, removed below
+        else:
+            try:
+                rename_new(built, dest)
+            except FileExistsError:
+                raise _exists_refusal(dataset_id, dest, meanwhile=True) from None
+    except OSError as e:
+        for d in reversed(created):
+            _remove_empty(d)
+        if isinstance(e, WriteError):
+            raise
+        raise _write_failed(dataset_id, root, e) from None
+    except BaseException:
+        for d in reversed(created):
+            _remove_empty(d)
+        raise
+    finally:
+        if old_env is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = old_env
+        shutil.rmtree(tmp_root, ignore_errors=True)
+
+
+def _remove_empty(path: Path) -> None:
+    """Remove a namespace folder this import made, unless something else is in it by now."""
+    try:
+        if [p.name for p in path.iterdir()] == ["namespace_metadata.json"]:
+            (path / "namespace_metadata.json").unlink()
+        path.rmdir()
+    except OSError:
+        pass
+
+
+# ------------------------------------------------------------------------------- one writer per id
+TMP_PREFIX = ".import-"
+LOCK_PREFIX = ".import-lock."
+
+
+def dataset_lock(root: Path, dataset_id: str) -> FolderLock:
+    """The lock of dataset ``dataset_id`` while it is written: a hidden file in ``root`` (the id's
+    slashes as ``~``), taken as a run folder's lock is (``utils.lock``)."""
+
+    class DatasetLock(FolderLock):
+        def cannot_write(self, path: Path, e: OSError) -> WriteError:
+            return _write_failed(dataset_id, root, e)
+
+        def busy(self, who: str) -> str:
+            return (
+                f"dataset {dataset_id} is being written by {who}: one import of an id at a time. Wait for it to "
+                f"finish (then pass --force to replace what it wrote), or choose another id; if that process is "
+                f"gone, delete {self.path}."
+            )
+
+    return DatasetLock(
+        root / dataset_id, root / f"{LOCK_PREFIX}{dataset_id.replace('/', '~')}", f"dataset {dataset_id}"
+    )
+
+
+def remove_stale_imports(root: Path) -> list[str]:
+    """Remove the hidden temporary folders (``.import-PID-START-*``) of imports whose process no
+    longer runs (killed with SIGKILL, or the machine went down); returns a note per folder."""
+    notes = []
+    try:
+        found = [p for p in root.iterdir() if p.name.startswith(TMP_PREFIX) and p.is_dir()]
+    except OSError:
+        return []
+    for path in sorted(found):
+        pid, _, rest = path.name[len(TMP_PREFIX) :].partition("-")
+        start = rest.split("-", 1)[0]
+        if owner_alive(f"{pid}-{start}") is not False:
+            continue  # a running import's, or not named by this package
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            notes.append(
+                f"removed {path} ({size / 1e6:.1f} MB), left by an import that was killed (process {pid} is gone)"
+            )
+    for path in sorted(root.glob(f"{LOCK_PREFIX}*")):  # their locks: taken over (only if stale) and released
+        lock = dataset_lock(root, path.name[len(LOCK_PREFIX) :].replace("~", "/"))
+        try:
+            lock.acquire()
+        except (FolderBusy, OSError):
+            continue
+        lock.release()
+    return notes
+
+
+# Linux renameat2 flags: move only where nothing is, or swap two paths, each in one step
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+
+
+def _renameat2(src: Path, dst: Path, flags: int) -> bool:
+    """``renameat2(src, dst, flags)``; False where the system lacks it (then the caller falls back)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    if fn(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), flags) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL):  # no renameat2 in this kernel, or not on this filesystem
+        return False
+    raise OSError(err, os.strerror(err), str(dst))
+
+
+def rename_new(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst`` where nothing is: ``FileExistsError`` if ``dst`` exists."""
+    if _renameat2(src, dst, RENAME_NOREPLACE):
+        return
+    if dst.exists():
+        raise FileExistsError(errno.EEXIST, "exists", str(dst))
+    os.rename(src, dst)
+
+
+def swap(src: Path, dst: Path) -> None:
+    """Put folder ``src`` in place of folder ``dst`` (the old one ends at ``src``): one step on
+    Linux, so a reader sees the old dataset or the new one, never none; two renames elsewhere."""
+    if _renameat2(src, dst, RENAME_EXCHANGE):
+        return
+    aside = src.with_name(src.name + ".old")
+    os.replace(dst, aside)
+    try:
+        os.replace(src, dst)
+    except OSError:
+        os.replace(aside, dst)
+        raise
+    os.replace(aside, src)
 
 
 NOTHING_IMPORTED = ". Nothing was imported (a dataset already there with this id is unchanged)."
@@ -569,28 +764,35 @@ def _write_isolated(tmp_root: Path, dataset_id: str, root: Path, write: Any) -> 
             return Path(write())
         except OSError as e:
             raise _write_failed(dataset_id, root, e) from None
-    log, result = tmp_root / ".writer.log", tmp_root / ".writer.result"
+    log = tmp_root / ".writer.log"
     sys.stdout.flush()
     sys.stderr.flush()
+    parent = os.getpid()
+    read_end, write_end = os.pipe()  # the result: through a pipe, which a full disk cannot stop
     pid = os.fork()
     if pid == 0:  # the child: never returns
         code = 1
+        os.close(read_end)
         try:
+            _die_with_parent(parent)
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(fd, 1)
             os.dup2(fd, 2)
             built = write()
-            result.write_text(f"ok {built}")
+            os.write(write_end, f"ok {built}".encode())
             code = 0
         except BaseException as e:
             try:
                 cause = os_cause(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
-                result.write_text("error " + " ".join(cause.split())[:500])
+                os.write(write_end, ("error " + " ".join(cause.split())[:500]).encode())
             except BaseException:
                 pass
         finally:
             os._exit(code)
+    os.close(write_end)
     try:
+        with os.fdopen(read_end, "rb") as pipe:
+            text = pipe.read().decode(errors="replace")
         _, status = os.waitpid(pid, 0)
     except BaseException:  # Ctrl-C: stop the writer too (the caller removes the temporary folder)
         try:
@@ -599,7 +801,6 @@ def _write_isolated(tmp_root: Path, dataset_id: str, root: Path, write: Any) -> 
         except OSError:
             pass
         raise
-    text = result.read_text() if result.exists() else ""
     if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and text.startswith("ok "):
         return Path(text[3:])
     logged = log.read_text(errors="replace") if log.exists() else ""
@@ -610,9 +811,34 @@ def _write_isolated(tmp_root: Path, dataset_id: str, root: Path, write: Any) -> 
         cause = text[6:]
     elif os.WIFSIGNALED(status):
         cause = f"the writer process died of signal {os.WTERMSIG(status)}"
+    elif _disk_full(root):
+        cause = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     else:
         cause = "the writer process failed without saying why"
     raise _write_failed(dataset_id, root, cause)
+
+
+def _disk_full(root: Path) -> bool:
+    """Whether the filesystem of ``root`` has (almost) no space left: under 1 MB for this user."""
+    try:
+        return shutil.disk_usage(root).free < 1_000_000
+    except OSError:
+        return False
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this (forked writer) process when its parent dies, so an import killed
+    with SIGKILL or SIGTERM (a job scheduler's) leaves no writer running (Linux's
+    ``PR_SET_PDEATHSIG``; elsewhere nothing is done). Exits at once if the parent is gone already."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def import_file(path: str | Path, dataset_id: str, **kwargs: Any) -> ImportResult:
@@ -640,8 +866,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM (a job scheduler's): stop as Ctrl-C does, cleaning up
+
+
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: SIGTERM is left as it is
+        previous = None
     try:
         result = import_file(
             a.file,
@@ -657,9 +891,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: nothing was imported (an existing dataset with this id is unchanged).", file=sys.stderr)
         return 130
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, FolderBusy) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     print(result.summary())
     print(f"train: python -m iql_tutorial train --dataset {result.dataset_id}")
     return 0

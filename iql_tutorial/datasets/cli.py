@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 HELP = """usage: python -m iql_tutorial data {import,list,build,select} ...
 
@@ -45,19 +46,47 @@ def list_others() -> str:
     """The lines ``data list`` adds: where it looked, and the datasets there that are not the
     book's (imported ones, downloaded ones)."""
     from iql_tutorial.data.catalogue import RECIPES
+    from iql_tutorial.data.importer import remove_stale_imports
     from iql_tutorial.data.loader import datasets_path, list_local_ids
+    from iql_tutorial.datasets.minari_io import broken
 
     root = datasets_path()
     if not root.is_dir():
         return f"\nlooked in {root} (MINARI_DATASETS_PATH): the folder does not exist, so nothing is built or imported there."
-    others = [i for i in list_local_ids() if i not in RECIPES]
     lines = [f"\nlooked in {root} (MINARI_DATASETS_PATH)."]
+    lines += [f"note: {note}" for note in remove_stale_imports(root)]
+    others = [i for i in list_local_ids() if i not in RECIPES]
+    damaged = {i: why for i in dataset_folders(root) if i not in RECIPES and (why := broken(i))}
+    others = [i for i in others if i not in damaged]
     if others:
         lines.append(f"other datasets there (imported or downloaded; train with --dataset ID): {len(others)}")
         lines += [f"  {i}" for i in others]
     else:
         lines.append("no other datasets there (python -m iql_tutorial data import adds yours).")
+    if damaged:
+        lines.append(f"broken datasets there (import them again with --force, or delete their folders): {len(damaged)}")
+        lines += [f"  {i}: {why}" for i, why in damaged.items()]
     return "\n".join(lines)
+
+
+def dataset_folders(root: Path) -> list[str]:
+    """The ids of every folder under ``root`` that holds a ``data`` folder, as Minari looks for
+    datasets (hidden folders skipped), readable or not."""
+    found: list[str] = []
+
+    def walk(d: Path, prefix: str) -> None:
+        if (d / "data").is_dir():
+            found.append(prefix)
+            return
+        for child in sorted(d.iterdir()):
+            if child.is_dir() and not child.name.startswith("."):
+                walk(child, f"{prefix}/{child.name}" if prefix else child.name)
+
+    try:
+        walk(root, "")
+    except OSError:
+        pass
+    return [i for i in found if i]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,9 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         from iql_tutorial.data.importer import main as import_main
 
         return import_main(argv[1:])
-    code = book_datasets(argv)
-    if argv[0] == "list" and "--markdown" not in argv and code == 0:
-        print(list_others())
+    try:
+        code = book_datasets(argv)
+        if argv[0] == "list" and "--markdown" not in argv and code == 0:
+            print(list_others())
+    except (ValueError, OSError) as e:  # MINARI_DATASETS_PATH empty or a file, an unreadable folder
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
     return code
 
 

@@ -30,6 +30,35 @@ def is_built(dataset_id: str) -> bool:
     return (d / "data" / "main_data.hdf5").exists() and (d / "data" / "metadata.json").exists()
 
 
+def broken(dataset_id: str) -> str | None:
+    """Why the dataset folder of ``dataset_id`` cannot be read (None: it can, or there is no
+    folder): its metadata.json missing or not JSON, its main_data.hdf5 missing, empty or cut short."""
+    d = dataset_dir(dataset_id) / "data"
+    if not d.parent.exists():
+        return None
+    meta, main = d / "metadata.json", d / "main_data.hdf5"
+    if not meta.exists() and not main.exists():
+        return "its data folder holds neither metadata.json nor main_data.hdf5" if d.exists() else None
+    try:
+        import json
+
+        if not isinstance(json.loads(meta.read_text()), dict):
+            return "metadata.json holds no settings"
+    except FileNotFoundError:
+        return "metadata.json is missing"
+    except (OSError, ValueError) as e:
+        return f"metadata.json cannot be read ({type(e).__name__})"
+    if not main.exists():
+        return "main_data.hdf5 is missing"
+    try:
+        with h5py.File(main, "r"):
+            pass
+    except Exception as e:  # cut short (HDF5 compares the file's end with the one it recorded), or not HDF5
+        cause = "truncated" if "truncated" in str(e) else type(e).__name__
+        return f"main_data.hdf5 cannot be opened ({cause}, {main.stat().st_size / 1e6:.1f} MB)"
+    return None
+
+
 def size_on_disk(dataset_id: str) -> int:
     """Bytes under the dataset's folder (0 if not built)."""
     d = dataset_dir(dataset_id)

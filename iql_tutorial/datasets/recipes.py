@@ -145,7 +145,10 @@ def table_rows() -> list[dict[str, Any]]:
     for r in RECIPES.values():
         row: dict[str, Any] = {"short": r.short, "id": r.dataset_id, "env": r.env_id, "episodes": None,
                                "transitions": None, "size_mb": None, "ref_min": None, "ref_max": None}  # fmt: skip
-        if minari_io.is_built(r.dataset_id):
+        why = minari_io.broken(r.dataset_id)
+        if why:
+            row["status"] = f"broken: {why} (rebuild: data build {r.short} --force)"
+        elif minari_io.is_built(r.dataset_id):
             m = minari_io.metadata(r.dataset_id)
             row.update(episodes=m.get("total_episodes"), transitions=m.get("total_steps"),
                        size_mb=minari_io.size_on_disk(r.dataset_id) / 1e6, ref_min=m.get("ref_min_score"),

@@ -20,26 +20,21 @@ out as one line naming the path and the cause (``checkpoint.WriteError``).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import sys
-import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from iql_tutorial.runs.checkpoint import CsvLog, WriteError, load_checkpoint, os_cause, save_checkpoint
 from iql_tutorial.utils import atomic_write_text
+from iql_tutorial.utils.lock import FolderBusy, FolderLock
 
 LOCK_NAME = "run.lock"
-EMPTY_LOCK_GRACE_S = 30.0  # an empty lock file younger than this is being written by its taker
-TAKEOVER_GRACE_S = 10.0  # a take-over mutex older than this was left by a taker that died
 
 
-class RunFolderBusy(RuntimeError):
-    """Another process writes into the run folder (or did, on another host)."""
+#: another process writes into the run folder (or did, on another host)
+RunFolderBusy = FolderBusy
 
 
 class Interrupted(Exception):
@@ -85,182 +80,20 @@ def run_command(work: Callable[[], R], done: Callable[[R], str]) -> int:
     return 0
 
 
-def command_line() -> str:
-    """This process's command as a user typed it: ``python -m iql_tutorial train ...`` (not the
-    ``__main__.py`` that ``-m`` leaves in ``sys.argv[0]``)."""
-    if not sys.argv:
-        return ""
-    first = Path(sys.argv[0])
-    program = "python -m iql_tutorial" if first.name == "__main__.py" else first.name
-    return " ".join([program, *sys.argv[1:]])
-
-
-def _proc_start(pid: int) -> str | None:
-    """The start time of process ``pid`` in clock ticks since boot (Linux), which tells a live
-    holder from another process that reused its PID; None where /proc does not say."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    except (OverflowError, ValueError):
-        return False
-    return True
-
-
-def describe_holder(holder: dict[str, Any]) -> str:
-    cmd = holder.get("command")
-    return (
-        f"PID {holder.get('pid')} on host {holder.get('host')} (started {holder.get('started')}"
-        + (f": {cmd}" if cmd else "")
-        + ")"
-    )
-
-
-class RunLock:
-    """The lock file of one run folder; see the module docstring."""
+class RunLock(FolderLock):
+    """The lock file of one run folder (``run.lock``); see ``utils.lock.FolderLock``."""
 
     def __init__(self, folder: str | Path) -> None:
-        self.folder = Path(folder)
-        self.path = self.folder / LOCK_NAME
-        self.token = uuid.uuid4().hex
-        self.held = False
+        super().__init__(folder, Path(folder) / LOCK_NAME)
 
-    def _content(self) -> dict[str, Any]:
-        return {
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-            "proc_start": _proc_start(os.getpid()),
-            "command": command_line()[:300],
-            "token": self.token,
-        }
+    def cannot_write(self, path: Path, e: OSError) -> WriteError:
+        return WriteError(f"cannot write the run folder's lock {path}: {os_cause(e)}")
 
-    def _read(self, path: Path) -> dict[str, Any] | None:
-        """The holder recorded in ``path``; None if it is empty or unreadable. FileNotFoundError
-        if it is gone."""
-        text = path.read_text()
-        try:
-            holder = json.loads(text)
-        except ValueError:
-            return None
-        return holder if isinstance(holder, dict) else None
-
-    def _stale(self, holder: dict[str, Any] | None) -> str | None:
-        """Why ``holder`` no longer holds the lock (None: it does, or this host cannot tell)."""
-        if holder is None:
-            try:
-                age = time.time() - self.path.stat().st_mtime
-            except FileNotFoundError:
-                return "gone"
-            if age < EMPTY_LOCK_GRACE_S:
-                return None
-            return f"an empty or damaged lock file, {age:.0f} s old"
-        if holder.get("host") != socket.gethostname():
-            return None
-        pid = holder.get("pid")
-        if not isinstance(pid, int):
-            return "a lock file without a PID"
-        if not _alive(pid):
-            return f"no process {pid} runs on this host"
-        start = holder.get("proc_start")
-        if start is not None and _proc_start(pid) not in (None, start):
-            return f"PID {pid} now belongs to another process"
-        return None
-
-    def acquire(self) -> str | None:
-        """Take the lock; returns a note when a stale lock was taken over. Raises
-        ``RunFolderBusy`` (one line, naming the holder) if another process holds it."""
-        note = None
-        for _ in range(500):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-            except FileExistsError:
-                pass
-            except OSError as e:
-                raise WriteError(f"cannot create the run folder's lock {self.path}: {os_cause(e)}") from None
-            else:
-                try:
-                    with os.fdopen(fd, "w") as f:
-                        f.write(json.dumps(self._content()))
-                        f.flush()
-                        os.fsync(f.fileno())
-                except OSError as e:
-                    self.path.unlink(missing_ok=True)
-                    raise WriteError(f"cannot write the run folder's lock {self.path}: {os_cause(e)}") from None
-                self.held = True
-                return note
-            try:
-                holder = self._read(self.path)
-            except FileNotFoundError:
-                continue  # released meanwhile: try again
-            why = self._stale(holder)
-            if why == "gone":
-                continue
-            if why is None:
-                who = describe_holder(holder) if holder else "a process that is taking it right now"
-                raise RunFolderBusy(
-                    f"{self.folder} is in use by {who}: one process writes into a run folder at a time. Wait "
-                    f"for it to finish, or choose another --out; if that process is gone, delete {self.path}."
-                )
-            # take the stale lock over. Only the holder of the take-over mutex (a second file created
-            # with O_EXCL) may remove a lock, and only after reading it again under the mutex: so a
-            # fresh lock taken meanwhile is never removed, and exactly one taker's O_EXCL succeeds
-            mutex = self.path.with_name(f"{LOCK_NAME}.takeover")
-            try:
-                os.close(os.open(mutex, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-            except FileExistsError:
-                try:
-                    if time.time() - mutex.stat().st_mtime > TAKEOVER_GRACE_S:
-                        mutex.unlink(missing_ok=True)  # left by a taker that died holding it
-                except FileNotFoundError:
-                    pass
-                time.sleep(0.02)
-                continue
-            except OSError as e:
-                raise WriteError(f"cannot create the run folder's lock {mutex}: {os_cause(e)}") from None
-            try:
-                try:
-                    again = self._read(self.path)
-                except FileNotFoundError:
-                    continue
-                if again != holder or self._stale(again) is None:
-                    continue  # not the stale lock any more: read it again from the top
-                self.path.unlink(missing_ok=True)
-            finally:
-                mutex.unlink(missing_ok=True)
-            was = describe_holder(holder) if holder else "nobody"
-            note = f"took over the stale lock of {self.folder} ({why}; it was held by {was})"
-        raise RunFolderBusy(f"could not take the lock {self.path}: other processes keep taking it; try again.")
-
-    def release(self) -> None:
-        if not self.held:
-            return
-        self.held = False
-        try:
-            holder = self._read(self.path)
-        except OSError:
-            return
-        if holder is not None and holder.get("token") == self.token:
-            self.path.unlink(missing_ok=True)
-
-    def __enter__(self) -> RunLock:
-        note = self.acquire()
-        if note:
-            print(f"note: {note}", file=sys.stderr)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    def busy(self, who: str) -> str:
+        return (
+            f"{self.folder} is in use by {who}: one process writes into a run folder at a time. Wait "
+            f"for it to finish, or choose another --out; if that process is gone, delete {self.path}."
+        )
 
 
 def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
@@ -316,15 +149,18 @@ def mismatch_message(folder: Path, diff: list[str], action: str = "resume", flag
 class RunFolder:
     """A run folder this process writes into, locked (see the module docstring)."""
 
-    def __init__(self, path: Path, lock: RunLock, created: bool, what: str) -> None:
+    def __init__(self, path: Path, lock: RunLock, created: bool, what: str, step_key: str = "step") -> None:
         self.path, self.lock, self.created, self.what = path, lock, created, what
+        self.step_key = step_key  # the checkpoint's entry for the step it reached
         self.started = False  # run.json written (by this process or an earlier one)
         self.saved_step: int | None = None  # the step of the last checkpoint written or resumed from
         self.progress_step = 0  # the step the run has reached (the trainer keeps it current)
+        self.recorded: dict[str, Any] = {}  # the run.json found at the start, as written (empty: none)
 
     @classmethod
-    def open(cls, out: str | Path, what: str = "run") -> RunFolder:
-        """Create ``out`` (and its parents) if needed and take its lock."""
+    def open(cls, out: str | Path, what: str = "run", step_key: str = "step") -> RunFolder:
+        """Create ``out`` (and its parents) if needed and take its lock. ``step_key``: the
+        checkpoint's entry for the step it reached (``env_step`` for fine-tuning)."""
         path = Path(out)
         if path.exists() and not path.is_dir():
             raise FileExistsError(f"--out {path} is an existing file, not a folder; choose another --out.")
@@ -342,7 +178,7 @@ class RunFolder:
             raise
         if note:
             print(f"note: {note}", file=sys.stderr)
-        return cls(path, lock, created, what)
+        return cls(path, lock, created, what, step_key)
 
     # ------------------------------------------------------------------------------ resume
     def resume_or_start(
@@ -367,7 +203,9 @@ class RunFolder:
             if resume:
                 print(f"note: --resume: {self.path} holds no {self.what} yet, so a new one starts.", file=sys.stderr)
             return None
-        previous = normalize(read_run_json(run_path))
+        recorded = read_run_json(run_path)
+        self.recorded = json.loads(json.dumps(recorded))  # a copy: normalize may change its argument
+        previous = normalize(recorded)
         self.started = True
         diff = differences(previous, identity)
         if not resume and not diff and not ckpt_path.exists():
@@ -388,7 +226,14 @@ class RunFolder:
                 print(f"note: {self.path} has no checkpoint yet: starting the {self.what} over.", file=sys.stderr)
             return None
         ckpt = load_checkpoint(ckpt_path)
-        step = ckpt.get("step", ckpt.get("env_step"))
+        for key in ("agent", self.step_key):
+            if not isinstance(ckpt, dict) or key not in ckpt:
+                raise ValueError(
+                    f"Checkpoint {ckpt_path} has no '{key}' entry, so it is not a checkpoint of this {self.what} "
+                    f"(another kind of run's, or another program's); restore this run's checkpoint, or choose "
+                    "another --out to start a new one; nothing was trained or overwritten."
+                )
+        step = ckpt[self.step_key]
         self.saved_step = int(step) if step is not None else None
         if step is not None:
             self.progress_step = int(step)

@@ -109,6 +109,10 @@ class FolderLock:
             f"if that process is gone, delete {self.path}."
         )
 
+    def cannot_write(self, path: Path, e: OSError) -> WriteError:
+        """The one line for a lock file that cannot be created or written (permissions, disk full)."""
+        return WriteError(f"cannot write the lock {path}: {os_cause(e)}")
+
     def _content(self) -> dict[str, Any]:
         return {
             "host": socket.gethostname(),
@@ -172,7 +176,7 @@ class FolderLock:
             except IsADirectoryError:
                 pass  # read below: a one-line error
             except OSError as e:
-                raise WriteError(f"cannot create the lock {self.path}: {os_cause(e)}") from None
+                raise self.cannot_write(self.path, e) from None
             else:
                 try:
                     with os.fdopen(fd, "w") as f:
@@ -181,7 +185,7 @@ class FolderLock:
                         os.fsync(f.fileno())
                 except OSError as e:
                     self.path.unlink(missing_ok=True)
-                    raise WriteError(f"cannot write the lock {self.path}: {os_cause(e)}") from None
+                    raise self.cannot_write(self.path, e) from None
                 self.held = True
                 return note
             try:
@@ -209,7 +213,7 @@ class FolderLock:
                 time.sleep(0.02)
                 continue
             except OSError as e:
-                raise WriteError(f"cannot create the lock {mutex}: {os_cause(e)}") from None
+                raise self.cannot_write(mutex, e) from None
             try:
                 try:
                     again = self._read(self.path)
