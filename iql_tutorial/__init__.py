@@ -36,6 +36,10 @@ Glossary: one word per concept, in the code, the command line, the logs and the 
   (``--mode``, ``IQLAgent.mode``). The *policy* is ``awr`` (IQL's advantage-weighted
   regression) or ``bc`` (behaviour cloning); results, figures and the book call the two methods
   IQL and BC. ``reward_norm`` and ``priority`` are settings, not modes.
+- *naive*: the naive offline baseline, off-policy SAC trained on the fixed dataset with no
+  environment interaction (``runs.naive``, ``python -m iql_tutorial naive``, the ``naive`` row of
+  the results, "naive (offline SAC)" in figures): its critics overestimate Q on actions the data
+  lacks, the failure IQL avoids.
 - *sweep*: a grid of training runs (``python -m iql_tutorial sweep``); its *results* are the
   files it writes (``data/results/*.csv|json``).
 - *quick*: the small budgets of ``IQL_QUICK=1`` (tests, CI).
@@ -43,16 +47,11 @@ Glossary: one word per concept, in the code, the command line, the logs and the 
   (``data.datasets_path()``).
 
 One command line, ``python -m iql_tutorial <command>`` (``__main__``): ``train``, ``finetune``,
-``sweep``, ``bench``, ``data``, ``sac``; ``python -m iql_tutorial`` lists them.
+``sweep``, ``bench``, ``data``, ``sac``, ``naive``, ``watch``; ``python -m iql_tutorial`` lists them.
 """
 
 from iql_tutorial._version import __version__
 from iql_tutorial.core.agent import IQLAgent
 from iql_tutorial.core.config import IQLConfig
-from iql_tutorial.speed.runner import UpdateRunner
-
-# The agent's updates run through the speed layer's runner (eager, compiled, CUDA graph); core
-# never imports speed, so the package plugs it in here, before any agent is made.
-IQLAgent.runner_class = UpdateRunner
 
 __all__ = ["IQLAgent", "IQLConfig", "__version__"]

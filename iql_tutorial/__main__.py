@@ -20,6 +20,8 @@ COMMANDS = {
     "bench": ("iql_tutorial.speed.bench", "benchmark the package's update against a plain PyTorch one"),
     "data": ("iql_tutorial.datasets.cli", "datasets: list, build, import your own arrays, select SAC snapshots"),
     "sac": ("iql_tutorial.datasets.sac", "train a SAC behaviour policy (the first step of making a dataset)"),
+    "naive": ("iql_tutorial.runs.naive", "the naive offline baseline (SAC on fixed data): its Q against Monte Carlo"),
+    "watch": ("iql_tutorial.viz.watch", "watch a run's final policy act: render episodes, print scores, save a video"),
 }
 
 
