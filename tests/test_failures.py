@@ -510,3 +510,107 @@ def test_a_run_lock_that_is_a_folder_is_one_line(tiny_minari, tmp_path, capsys):
     assert train_main(["--dataset", DATA, *SMALL, "--out", str(out)]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert f"the lock {out / LOCK_NAME} cannot be read (a folder, not a lock file)" in line
+
+
+# ------------------------------------------------------------ issue 30: every input checked where it enters
+@pytest.mark.parametrize(
+    "kw, error, words",
+    [
+        ({"expectile": "0.7"}, TypeError, "IQLConfig.expectile='0.7' (str) must be a number"),
+        ({"max_weight": float("inf")}, ValueError, "IQLConfig.max_weight=inf is out of range"),
+        ({"batch_size": 2.5}, TypeError, "IQLConfig.batch_size=2.5 (float) must be an integer"),
+        ({"hidden_dims": (32.7, 32)}, TypeError, "IQLConfig.hidden_dims=(32.7, 32) (tuple) must be a sequence of integers"),
+        ({"clip_actions": "no"}, TypeError, "IQLConfig.clip_actions='no' (str) must be True or False"),
+    ],
+)  # fmt: skip
+def test_iqlconfig_checks_types_and_ranges_at_construction(kw, error, words):
+    with pytest.raises(error) as e:
+        IQLConfig(**kw)
+    assert str(e.value).startswith(words) and "\n" not in str(e.value)
+    assert IQLConfig(batch_size=np.int64(8), hidden_dims=[8, 8], beta=np.float32(3.0)).hidden_dims == (8, 8)
+
+
+def test_environment_variables_are_parsed_strictly(monkeypatch):
+    from iql_tutorial.utils import quick_mode
+    from iql_tutorial.utils.threads import cores, decide_threads
+
+    for off in ("", "0", "false", "No", "OFF"):
+        monkeypatch.setenv("IQL_QUICK", off)
+        assert quick_mode() is False, off
+    for on in ("1", "true", "yes", "on"):
+        monkeypatch.setenv("IQL_QUICK", on)
+        assert quick_mode() is True, on
+    monkeypatch.setenv("IQL_QUICK", "maybe")
+    with pytest.raises(ValueError, match="IQL_QUICK='maybe' is not understood: set it to 1"):
+        quick_mode()
+    plan = decide_threads("cpu", {"IQL_THREADS": str(cores() + 997)})
+    threads = torch.get_num_threads()
+    try:
+        notes = plan.apply()
+    finally:
+        torch.set_num_threads(threads)
+    assert any(f"asks for {cores() + 997} threads but this process may use {cores()} core(s)" in n for n in notes)
+
+
+def test_sweep_lists_lose_their_duplicates_and_name_is_a_plain_file_name(capsys):
+    from iql_tutorial.runs.sweep import SweepConfig
+
+    cfg = SweepConfig(datasets=[DATA, DATA], seeds=[0, 0], policies=["awr", "bc", "awr"], steps=10)
+    assert (cfg.datasets, cfg.seeds, cfg.policies) == ([DATA], [0], ["awr", "bc"])
+    err = capsys.readouterr().err
+    assert f"note: --datasets lists {DATA} more than once; each runs once" in err and "--policies lists awr" in err
+    for name in ("", "../../escaped", "a/b", ".hidden"):
+        with pytest.raises(ValueError, match="is not a plain file name"):
+            SweepConfig(name=name, steps=10)
+
+
+@pytest.mark.parametrize(
+    "flags, words",
+    [
+        (["--device", "banana"], "error: --device banana: device='banana' is not supported"),
+        (["--variant", "junk"], "error: --variant junk: IQL_THREADS='junk': 'junk' is not understood"),
+        (["--package-mode", "banana"], "error: --package-mode banana: choose one of auto"),
+        (["--out", "/nonexistent-iql-folder/bench.txt"], "error: --out /nonexistent-iql-folder/bench.txt: the folder"),
+    ],
+)
+def test_bench_flags_are_checked_before_any_work(capsys, flags, words):
+    from iql_tutorial.speed.bench import main as bench_main
+
+    with pytest.raises(SystemExit) as e:
+        bench_main(["--smoke", *flags])
+    assert e.value.code == 2
+    assert one_error_line(capsys.readouterr().err).startswith(words)
+
+
+@pytest.mark.parametrize(
+    "flags, words",
+    [
+        (["--env", "NoSuchEnv-v0", "--steps", "10"], "error: --env NoSuchEnv-v0: the environment cannot be made"),
+        (["--env", "Pendulum-v1", "--steps", "-5"], "error: --steps -5: must be a positive integer."),
+    ],
+)
+def test_sac_flags_are_checked_before_any_folder(tmp_path, capsys, flags, words):
+    from iql_tutorial.datasets.sac import main as sac_main
+
+    with pytest.raises(SystemExit) as e:
+        sac_main([*flags, "--out", str(tmp_path / "sac")])
+    assert e.value.code == 2
+    assert one_error_line(capsys.readouterr().err).startswith(words)
+    assert not (tmp_path / "sac").exists()
+
+
+@pytest.mark.parametrize("flags", [["--batch-size", "200000000"], ["--hidden-dims", "60000", "60000"]])
+def test_out_of_memory_is_one_line_with_the_size_and_leaves_no_folder(tiny_minari, tmp_path, capsys, flags):
+    out = tmp_path / "run"
+    assert train_main(["--dataset", DATA, *SMALL, "--out", str(out), *flags]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith("error: out of memory: hidden_dims") and " GB available; lower --hidden-dims" in line
+    assert not out.exists()
+
+
+def test_a_book_dataset_that_is_not_built_says_how_to_build_it(tmp_path):
+    from iql_tutorial.data import load_dataset
+
+    with minari_path(tmp_path), pytest.raises(FileNotFoundError) as e:
+        load_dataset("iqlbook/pendulum/medium-v0")
+    assert "python -m iql_tutorial data build pendulum-medium" in str(e.value) and "minari[hf]" not in str(e.value)

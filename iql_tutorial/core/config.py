@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 UPDATE_ORDERS = ("joint", "sequential")
 POLICY_MODES = ("awr", "bc")
@@ -88,10 +91,42 @@ class IQLConfig:
     clip_actions: bool = True
 
     def __post_init__(self) -> None:
+        self.check_types()
         self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
         if self.reward_weights is not None:
             self.reward_weights = [float(w) for w in self.reward_weights]
         self.validate()
+
+    def check_types(self) -> None:
+        """Raise ``TypeError`` (one line) naming the first field whose value has the wrong type:
+        a string for a number, a fraction for a count, a number for a switch."""
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), _KINDS.get(f.name)
+            if kind is None:
+                continue
+            if kind == "count" and _is_count(value):
+                continue
+            if kind == "number" and _is_number(value):
+                continue
+            if kind == "switch" and isinstance(value, (bool, np.bool_)):
+                continue
+            if kind == "name" and isinstance(value, str):
+                continue
+            if kind == "counts" and isinstance(value, (tuple, list)) and all(_is_count(v) for v in value):
+                continue
+            if kind == "numbers" and (
+                value is None or (isinstance(value, (tuple, list)) and all(_is_number(v) for v in value))
+            ):
+                continue
+            want = {
+                "count": "an integer",
+                "number": "a number",
+                "switch": "True or False",
+                "name": "a string",
+                "counts": "a sequence of integers, e.g. (256, 256)",
+                "numbers": "None or a sequence of numbers, e.g. [1.0, -0.5]",
+            }[kind]
+            raise TypeError(f"IQLConfig.{f.name}={value!r} ({type(value).__name__}) must be {want}.")
 
     @property
     def temperature(self) -> float:
@@ -112,8 +147,8 @@ class IQLConfig:
             bad("expectile", self.expectile, "the expectile tau must lie in (0, 1); the paper uses 0.7 or 0.9")
         if not (self.beta > 0 and math.isfinite(self.beta)):
             bad("beta", self.beta, "the inverse temperature must be > 0 and finite (use policy='bc' for cloning)")
-        if not self.max_weight > 0:
-            bad("max_weight", self.max_weight, "the weight clamp must be > 0 (the paper uses 100)")
+        if not (self.max_weight > 0 and math.isfinite(self.max_weight)):
+            bad("max_weight", self.max_weight, "the weight clamp must be > 0 and finite (the paper uses 100)")
         if not 0.0 <= self.gamma <= 1.0:
             bad("gamma", self.gamma, "the discount must lie in [0, 1]")
         if not 0.0 < self.tau_target <= 1.0:
@@ -130,11 +165,14 @@ class IQLConfig:
             bad("hidden_dims", self.hidden_dims, "need at least one hidden layer of positive width")
         if not 0.0 <= self.actor_dropout < 1.0:
             bad("actor_dropout", self.actor_dropout, "dropout must lie in [0, 1)")
+        for name in ("log_std_min", "log_std_max"):
+            if not math.isfinite(getattr(self, name)):
+                bad(name, getattr(self, name), "the log standard deviation bounds must be finite")
         if not self.log_std_min < self.log_std_max:
             bad("log_std_min", self.log_std_min, "must be below log_std_max")
         for name in ("actor_lr", "critic_lr", "value_lr"):
-            if not getattr(self, name) > 0:
-                bad(name, getattr(self, name), "learning rates must be > 0")
+            if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
+                bad(name, getattr(self, name), "learning rates must be > 0 and finite")
         if self.total_steps < 1:
             bad("total_steps", self.total_steps, "need at least one gradient step")
         if self.batch_size < 1:
@@ -158,3 +196,23 @@ class IQLConfig:
         if unknown:
             raise ValueError(f"Unknown IQLConfig fields {sorted(unknown)}; valid fields are {sorted(known)}.")
         return cls(**d)
+
+
+# what each field holds, checked by ``IQLConfig.check_types``
+_KINDS = {
+    **dict.fromkeys(("expectile", "beta", "max_weight", "gamma", "tau_target", "actor_dropout", "log_std_min",
+                     "log_std_max", "actor_lr", "critic_lr", "value_lr"), "number"),
+    **dict.fromkeys(("target_update_period", "num_critics", "total_steps", "batch_size"), "count"),
+    **dict.fromkeys(("cosine_actor_lr", "compute_priority", "sign_aware_expectile", "clip_actions"), "switch"),
+    **dict.fromkeys(("update_order", "policy", "priority"), "name"),
+    "hidden_dims": "counts",
+    "reward_weights": "numbers",
+}  # fmt: skip
+
+
+def _is_count(v: Any) -> bool:
+    return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (numbers.Real, np.floating, np.integer)) and not isinstance(v, (bool, np.bool_))

@@ -343,6 +343,14 @@ def load_dataset(
     if dataset_id in list_local_ids():
         dataset = minari.load_dataset(dataset_id)
     else:
+        from iql_tutorial.data.catalogue import RECIPES
+
+        if dataset_id in RECIPES:  # the book's datasets are made here, never downloaded
+            raise FileNotFoundError(
+                f"dataset {dataset_id} is one of the book's and is not built in {datasets_path()}: build it with "
+                f"python -m iql_tutorial data build {RECIPES[dataset_id].short} (or point MINARI_DATASETS_PATH at "
+                "the folder that holds it)."
+            )
         if not download:
             raise unknown_dataset_error(dataset_id)
         try:

@@ -24,6 +24,7 @@ import argparse
 import csv
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -487,6 +488,35 @@ def read_csv(path: str | Path) -> dict[str, np.ndarray]:
     return {c: data[:, i] for i, c in enumerate(cols)}
 
 
+def _bad_flags(a: argparse.Namespace) -> str | None:
+    """What is wrong with the command line's flags, in one line (None: nothing)."""
+    for flag, value, least in (("--steps", a.steps, 1), ("--start-steps", a.start_steps, 0),
+                               ("--update-every", a.update_every, 1), ("--snapshot-every", a.snapshot_every, 1),
+                               ("--eval-episodes", a.eval_episodes, 0), ("--hidden", min(a.hidden), 1)):  # fmt: skip
+        if value < least:
+            return f"{flag} {value}: must be {'a positive integer' if least else '0 or more'}."
+    for flag, folder in (("--out", a.out), ("--checkpoint-dir", a.checkpoint_dir)):
+        if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
+            return f"{flag} {folder} is a file, not a folder; choose another {flag}."
+    import iql_tutorial.envs  # noqa: F401  (registers the project's own environments)
+
+    try:
+        env = gym.make(a.env)
+    except Exception as e:
+        return (
+            f"--env {a.env}: the environment cannot be made ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
+            "check the id (gymnasium.pprint_registry() lists them)."
+        )
+    try:
+        box(env.action_space)
+        box(env.observation_space)
+    except ValueError as e:
+        return f"--env {a.env}: SAC here needs continuous (Box) actions and observations: {e}"
+    finally:
+        env.close()
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         prog="python -m iql_tutorial sac",
@@ -503,6 +533,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--snapshot-every", type=int, default=10_000)
     p.add_argument("--eval-episodes", type=int, default=5)
     a = p.parse_args(argv)
+    problem = _bad_flags(a)
+    if problem is not None:  # before any folder is made or anything trains
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
     cfg = SACConfig(hidden=tuple(a.hidden), start_steps=a.start_steps, update_every=a.update_every)
     _, _, st = train_sac(
         a.env, a.steps, a.out, cfg, seed=a.seed, snapshot_every=a.snapshot_every,

@@ -54,7 +54,7 @@ def one_line(e: BaseException) -> str:
 
 
 #: the errors a command line prints as one line (exit status 2); anything else is a bug: a traceback
-ERRORS = (ValueError, TypeError, OSError, RunFolderBusy)
+ERRORS = (ValueError, TypeError, OSError, MemoryError, RunFolderBusy)
 
 R = TypeVar("R")
 
@@ -264,11 +264,12 @@ class RunFolder:
         self.saved_step = step
 
     # ------------------------------------------------------------------------------ closing
-    def close(self, ok: bool) -> None:
+    def close(self, ok: bool, discard: bool = False) -> None:
         """Release the lock. A run that failed (or was interrupted) before it wrote its run.json,
-        in a folder this process created, leaves no folder behind."""
+        in a folder this process created, leaves no folder behind; so does one that failed with
+        ``discard`` (out of memory) before its first checkpoint."""
         self.lock.release()
-        if not ok and self.created and not self.started:
+        if not ok and self.created and (not self.started or discard):
             shutil.rmtree(self.path, ignore_errors=True)
 
     def __enter__(self) -> RunFolder:

@@ -195,6 +195,11 @@ class ThreadPlan:
                 f"{what} is not in effect in this process (OpenMP reads it when PyTorch is imported): "
                 f"start Python with it set, or use the command line (python -m iql_tutorial train sets it)."
             )
+        if self.device.startswith("cpu") and self.threads is not None and self.threads > cores():
+            notes.append(
+                f"{ENV_VAR} asks for {self.threads} threads but this process may use {cores()} core(s): threads that "
+                f"share a core wait for each other (a step can run many times slower); use {ENV_VAR}={cores()} or fewer."
+            )
         if self.device.startswith("cpu") and (self.threads is not None or self.adaptive):
             import torch
 
