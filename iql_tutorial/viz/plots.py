@@ -103,9 +103,19 @@ def ch01_targets(
 # --- chapter 2 ----------------------------------------------------------------------------------
 
 
+def _legend_below(ax: Any, ncol: int = 2, offset: float = 0.2) -> None:
+    """The axes' legend under its x label, off the data (constrained layout makes room for it)."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -offset), ncol=ncol, frameon=False)
+
+
+def _legend_right(ax: Any) -> None:
+    """The axes' legend to the right of the axes, off the data."""
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+
+
 def ch02_loss_shapes(u: np.ndarray, losses: Sequence[tuple[float, np.ndarray]], quantile_09: np.ndarray) -> Figure:
     """The asymmetric squared loss for several tau, and the quantile loss for tau = 0.9."""
-    fig, ax = plt.subplots(figsize=(WIDTH * 0.8, 3.4))
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.4))
     for (tau, loss), color in zip(losses, ["C0", "k", "C1", "C3"], strict=False):
         ax.plot(u, loss, color=color, lw=2, label=rf"$L_2^\tau$, $\tau = {tau}$")
     ax.plot(u, quantile_09, color="C3", ls="--", lw=1.2, label=r"quantile loss, $\tau = 0.9$")
@@ -116,7 +126,7 @@ def ch02_loss_shapes(u: np.ndarray, losses: Sequence[tuple[float, np.ndarray]], 
         title="The asymmetric squared loss (Eq. 3)",
         ylim=(0, 2.5),
     )
-    ax.legend()
+    _legend_right(ax)
     return fig
 
 
@@ -133,7 +143,7 @@ def ch02_expectiles(
 
     ``shown``: (tau, expectile, quantile) for the vertical lines of the left panel.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.5))
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 4.6))
     ax = axes[0]
     ax.hist(x, bins=80, density=True, color="gray", alpha=0.45, label="samples of $X$")
     colors = plt.cm.viridis(np.linspace(0, 0.9, len(shown)))
@@ -142,7 +152,7 @@ def ch02_expectiles(
         ax.axvline(q, color=c, lw=1.2, ls=":")
     ax.plot([], [], color="gray", ls=":", label="quantile, same $\\tau$")
     ax.set(xlabel="$x$", ylabel="density", title="Expectiles (solid) of a skewed $X$")
-    ax.legend(fontsize=9)
+    _legend_below(ax)
     ax = axes[1]
     ax.plot(tau_fine, expectile_fine, color="C2", lw=2, label="expectile (bisection)")
     ax.plot(taus, expectile_gd, "o", color="C2", mfc="none", ms=7, label="expectile (gradient)")
@@ -150,7 +160,7 @@ def ch02_expectiles(
     ax.axhline(x.mean(), color="k", lw=1, ls=":", label="mean")
     ax.axhline(x.max(), color="C3", lw=1, ls=":", label="largest sample")
     ax.set(xlabel=r"$\tau$", ylabel=r"$m_\tau$", title=r"Expectiles and quantiles against $\tau$")
-    ax.legend(fontsize=9)
+    _legend_below(ax)
     return fig
 
 
@@ -207,16 +217,16 @@ def ch02_training(
     loss_q: Sequence[float],
 ) -> Figure:
     """Left: the value of the start state during training, one curve per tau; right: the losses."""
-    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.2))
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.6))
     for e, tau in enumerate(taus):
         axes[0].plot(steps, v_start[:, e], lw=2, label=rf"$\tau = {tau:.1f}$")
     axes[0].axhline(v_star_start, color="k", ls=":", label=r"optimal $V^*$")
     axes[0].set(xlabel="gradient steps", ylabel=r"$V_\psi$(start)", title="Value of the start state")
-    axes[0].legend(fontsize=9)
+    _legend_below(axes[0])
     axes[1].plot(steps, loss_v, label="value loss $L_V$")
     axes[1].plot(steps, loss_q, label="critic loss $L_Q$")
     axes[1].set(xlabel="gradient steps", ylabel="loss (one batch, summed)", yscale="log", title="Training losses")
-    axes[1].legend(fontsize=9)
+    _legend_below(axes[1])
     return fig
 
 
@@ -225,7 +235,7 @@ def ch02_training(
 
 def ch03_truncation(mean_reward: np.ndarray, return_to_go: np.ndarray, steady: float) -> Figure:
     """Left: the mean reward per step of the pendulum episodes; right: the return-to-go cut at the limit."""
-    fig, ax = plt.subplots(1, 2, figsize=(WIDTH, 3.0))
+    fig, ax = plt.subplots(1, 2, figsize=(WIDTH, 3.3))
     ax[0].plot(mean_reward, color="C0")
     ax[0].set(xlabel="time step in the episode", ylabel="reward", title="Mean reward per step")
     ax[1].plot(return_to_go, color="C3", label="return-to-go, cut at the limit")
@@ -235,24 +245,25 @@ def ch03_truncation(mean_reward: np.ndarray, return_to_go: np.ndarray, steady: f
         ylabel="discounted return-to-go",
         title=r"Truncation is not an end ($\gamma = 0.99$)",
     )
-    ax[1].legend(fontsize=9)
+    _legend_below(ax[1], ncol=1)
     return fig
 
 
 def ch03_timing(ns: Sequence[int], ms: dict[tuple[int, str], list[float]], widths: Sequence[int]) -> Figure:
     """Bars of the time per forward + backward pass, loop against batched, one panel per width."""
-    fig, axes = plt.subplots(1, len(widths), figsize=(WIDTH, 3.2))
+    fig, axes = plt.subplots(1, len(widths), figsize=(WIDTH, 3.4))
     xpos = np.arange(len(ns))
     for ax, wd in zip(np.atleast_1d(axes), widths, strict=True):
         lo, ba = ms[wd, "loop"], ms[wd, "batched"]
         ax.bar(xpos - 0.2, lo, 0.4, label="loop over N MLPs")
-        ax.bar(xpos + 0.2, ba, 0.4, label="one batched ensemble")
+        ax.bar(xpos + 0.2, ba, 0.4, label="one batched module")
         for i in range(len(ns)):
             ax.text(xpos[i], max(lo[i], ba[i]) * 1.03, f"{lo[i] / ba[i]:.2f}x", ha="center", fontsize=9)
         ax.set_xticks(xpos, [f"N = {n}" for n in ns])
         ax.set_ylim(0, 1.25 * max(max(lo), max(ba)))
         ax.set(ylabel="ms per forward + backward", title=f"hidden {wd}x{wd}, batch 256, 1 thread")
-        ax.legend(fontsize=9, loc="upper left")
+    handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False)
     return fig
 
 
@@ -269,14 +280,14 @@ def ch03_min_bias(
     ``critics`` [n, G]; ``bias``: a DataFrame with columns setting, N, greedy bias, bias at a fixed
     action.
     """
-    fig, ax = plt.subplots(1, 2, figsize=(WIDTH, 4.0))
+    fig, ax = plt.subplots(1, 2, figsize=(WIDTH, 4.6))
     ax[0].plot(grid, q_star, "k", lw=2, label=r"true $Q^*(a)$")
     for i, curve in enumerate(critics):
         ax[0].plot(grid, curve, lw=0.8, alpha=0.7, label=f"{len(critics)} critics" if i == 0 else None)
     ax[0].plot(grid, critics.min(0), "C3", lw=2.5, label=f"min of the {len(critics)}")
     ax[0].scatter(a_data, y_data, s=16, c="k", zorder=3, label="targets of critic 1")
     ax[0].set(xlabel="action a", ylabel="Q(a)", title="Critics fitted to 12 noisy samples", ylim=(-2.5, 2.5))
-    ax[0].legend(fontsize=9, loc="lower center")
+    _legend_below(ax[0], offset=0.14)
     for setting, style in (("shared data", "-o"), ("independent errors", "-s")):
         d = bias[bias.setting == setting]
         ax[1].plot(d.N, d["greedy bias"], style, color="C3", label=f"greedy, {setting}")
@@ -288,7 +299,7 @@ def ch03_min_bias(
         title="Bias of the min over N replicas",
         xticks=sorted(set(bias.N)),
     )
-    ax[1].legend(fontsize=9, loc="lower left")
+    _legend_below(ax[1], ncol=1, offset=0.14)
     return fig
 
 
@@ -298,21 +309,27 @@ def ch03_polyak(
     followed: dict[tuple[float, int], np.ndarray],
     trace: Any,
 ) -> Figure:
-    """Left: Polyak averaging of a made-up source; middle, right: a critic weight and mean Q with their targets."""
-    fig, ax = plt.subplots(1, 3, figsize=(WIDTH, 2.9))
-    ax[0].plot(t_ax, source, "k", lw=2, label="source")
-    for (tau_t, period), out in followed.items():
-        ax[0].plot(t_ax, out, label=rf"$\tau$ = {tau_t}, every {period}")
+    """Left: Polyak averaging of a made-up source; middle, right: a critic weight and mean Q with their targets.
+
+    On the left each rate has its own line style (solid, dashed, dotted, in the order of
+    ``followed``) and the later lines are drawn thinner on top, so curves that coincide stay visible.
+    """
+    fig, ax = plt.subplots(1, 3, figsize=(WIDTH, 3.6))
+    ax[0].plot(t_ax, source, color="0.6", lw=4, label="source")
+    styles = [("C0", "-", 3.0), ("C1", "--", 1.6), ("C2", ":", 2.0)]
+    for ((tau_t, period), out), (color, style, width) in zip(followed.items(), styles, strict=False):
+        every = "every step" if period == 1 else f"every {period} steps"
+        ax[0].plot(t_ax, out, color=color, ls=style, lw=width, label=rf"$\tau$ = {tau_t:g}, {every}")
     ax[0].set(xlabel="gradient steps", ylabel="parameter", title="A made-up source")
-    ax[0].legend(fontsize=9)
-    ax[1].plot(trace.step, trace["w"], label="critic")
-    ax[1].plot(trace.step, trace["w target"], label="target")
+    _legend_below(ax[0], ncol=1)
+    ax[1].plot(trace.step, trace["w"], label="critic 1")
+    ax[1].plot(trace.step, trace["w target"], ls="--", label="its target copy")
     ax[1].set(xlabel="gradient steps", ylabel="weight value", title="One weight of critic 1")
-    ax[1].legend(fontsize=9)
+    _legend_below(ax[1], ncol=1)
     ax[2].plot(trace.step, trace["Q"], label="critic 1")
-    ax[2].plot(trace.step, trace["Q target"], label="target")
+    ax[2].plot(trace.step, trace["Q target"], ls="--", label="its target copy")
     ax[2].set(xlabel="gradient steps", ylabel="mean Q, fixed batch", title="Mean Q of critic 1")
-    ax[2].legend(fontsize=9)
+    _legend_below(ax[2], ncol=1)
     return fig
 
 
@@ -327,7 +344,7 @@ def ch04_weights(
     advantage: np.ndarray,
 ) -> Figure:
     """Left: the AWR weight against the advantage; right: the target policy of one state for several beta."""
-    fig, ax = plt.subplots(1, 2, figsize=(WIDTH, 3.3))
+    fig, ax = plt.subplots(1, 2, figsize=(WIDTH, 4.2))
     for b, w in weights:
         ax[0].plot(adv_axis, w, label=rf"$\beta$ = {b:g}")
     ax[0].axhline(100, color="k", ls="--", lw=1, label="clamp at 100")
@@ -338,13 +355,13 @@ def ch04_weights(
         ylabel=r"weight $\min(e^{\beta A}, 100)$",
         title="AWR weights",
     )
-    ax[0].legend(fontsize=9)
+    _legend_below(ax[0])
     for b, density in targets:
         label = r"$\beta$ = 0: $\pi_\beta$" if b == 0 else rf"$\beta$ = {b:g}"
         ax[1].plot(a_axis, density, lw=2.5 if b == 0 else 1.5, label=label)
     ax[1].plot(a_axis, advantage, "k:", label="advantage A(a)")
     ax[1].set(xlabel="action a", ylabel="density", title=r"$\pi^* \propto \pi_\beta\, \min(e^{\beta A}, 100)$")
-    ax[1].legend(fontsize=9)
+    _legend_below(ax[1])
     return fig
 
 
@@ -393,14 +410,18 @@ def ch04_policies(
 
     ``panels``: (name, mean actions [G, 2], rollout paths, successes).
     """
-    fig, axes = plt.subplots(1, len(panels), figsize=(WIDTH, 4.0))
+    fig, axes = plt.subplots(1, len(panels), figsize=(WIDTH, 4.6))
     for ax, (name, mu, paths, successes) in zip(np.atleast_1d(axes), panels, strict=True):
         draw_maze(ax, layout, fontsize=9)
         ax.quiver(grid_xy[:, 0], grid_xy[:, 1], mu[:, 0], mu[:, 1], scale=25, width=0.005, color="C0")
-        for k, path in enumerate(paths):
-            ax.plot(path[:, 0], path[:, 1], color="C3", lw=1.5, alpha=0.8, label="rollouts" if k == 0 else None)
+        for path in paths:
+            ax.plot(path[:, 0], path[:, 1], color="C3", lw=1.5, alpha=0.8)
         ax.set_title(f"{name}\n{successes}/{len(paths)} rollouts reach the goal")
-        ax.legend(fontsize=9, loc="lower right")
+    handles = [
+        plt.Line2D([], [], color="C0", marker=r"$\rightarrow$", ms=12, ls="none", label="mean action on a grid"),
+        plt.Line2D([], [], color="C3", lw=1.5, label="rollouts from the start S"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False)
     return fig
 
 
