@@ -391,6 +391,7 @@ def naive_run(cfg: NaiveConfig, dataset: OfflineDataset | None = None, progress:
     meta.setdefault("done", {})
     meta["command"] = "python -m iql_tutorial naive " + " ".join(sys.argv[1:]) if sys.argv[1:2] else ""
     meta["hardware"] = _hardware()
+    meta["commit"] = _commit()
     atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
     device = resolve_device(cfg.device)
     if dataset is None:
@@ -404,6 +405,55 @@ def naive_run(cfg: NaiveConfig, dataset: OfflineDataset | None = None, progress:
         meta["done"][method] = {"wall_s": round(run_method(cfg, method, dataset, probe, progress), 1)}
         atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Results files (data/results/naive-*.csv|json), read by the book
+# --------------------------------------------------------------------------------------------
+SCORE_COLUMNS = ["dataset", "policy", "seed", "step", "return_mean", "return_std", "score_mean", "score_std", "wall_s"]
+PROBE_COLUMNS = ["dataset", "policy", "seed", "step", "q_mean", "mc_mean", "wall_s"]
+METHOD_KIND = {"naive": "naive", "iql": "awr"}  # a run's method -> its policy kind (runs.policies.LABELS)
+
+
+def collect(run_dirs: list[str | Path]) -> tuple[Any, Any, dict[str, Any]]:
+    """The finished methods of naive run folders as two tables and their provenance.
+
+    ``scores``: one row per evaluation, the columns of the results sweep (``SCORE_COLUMNS``; the
+    ``policy`` column holds the display label: ``naive``, ``IQL``). ``probe``: the probe's mean Q and
+    Monte Carlo return over training (``PROBE_COLUMNS``). ``provenance``: each run's command, hardware,
+    settings and wall time per method. Unfinished methods are left out."""
+    import pandas as pd
+
+    from iql_tutorial.runs.policies import LABELS
+
+    scores, probe, prov = [], [], {}
+    for d in map(Path, run_dirs):
+        meta = json.loads((d / "run.json").read_text())
+        cfg, done = meta["config"], meta.get("done", {})
+        if not done:
+            continue
+        q = pd.read_csv(d / "q_log.csv")
+        ev = pd.read_csv(d / "eval_log.csv") if (d / "eval_log.csv").exists() else pd.DataFrame(columns=EVAL_COLUMNS)
+        for method in done:
+            label = LABELS[METHOD_KIND[method]]
+            common = {"dataset": cfg["dataset"], "policy": label, "seed": cfg["seed"]}
+            probe += [{**common, **r} for r in q[q["method"] == method].to_dict("records")]
+            scores += [{**common, **r} for r in ev[ev["method"] == method].to_dict("records")]
+        prov[d.name] = {k: meta.get(k) for k in ("command", "commit", "hardware")} | {
+            "steps": cfg["steps"], "wall_s": {m: v["wall_s"] for m, v in done.items()}}  # fmt: skip
+    return pd.DataFrame(scores, columns=SCORE_COLUMNS), pd.DataFrame(probe, columns=PROBE_COLUMNS), prov
+
+
+def _commit() -> str | None:
+    """The package checkout's short commit, if it is a git checkout (provenance only)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).resolve().parent)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
 
 
 def _hardware() -> str:

@@ -110,22 +110,21 @@ def make_render_env(info: EnvInfo, size: int = DEFAULT_SIZE) -> Any:
 
 
 def _render(env: Any) -> np.ndarray:
+    name = env.spec.id if env.spec else type(env).__name__
     try:
         frame = env.render()
     except ImportError as e:
-        name = getattr(e, "name", None) or "a package"
-        raise RenderError(f"environment {env.spec.id if env.spec else env} cannot render: {name} is missing "
-                          f"({' '.join(str(e).split())[:120]})") from None  # fmt: skip
+        raise RenderError(f"environment {name} cannot render: {' '.join(str(e).split())[:160]}") from None
     except Exception as e:
+        why = " ".join(str(e).split())[:160]
         if type(e).__name__ == "DependencyNotInstalled":
-            raise RenderError(f"environment {env.spec.id if env.spec else env} cannot render: "
-                              f"{' '.join(str(e).split())}") from None  # fmt: skip
-        if "mujoco" in type(e).__module__ or "GL" in str(e) or "EGL" in str(e) or "display" in str(e).lower():
+            raise RenderError(f"environment {name} cannot render: {why}") from None
+        if "GL" in why or "display" in why.lower() or type(e).__name__ == "FatalError":
             raise RenderError(no_backend_message(e)) from None
-        raise
+        raise RenderError(f"environment {name} cannot render frames ({type(e).__name__}: {why})") from None
     if frame is None or np.asarray(frame).ndim != 3:
-        raise RenderError(f"environment {env.spec.id if env.spec else env} cannot render frames (render() gave "
-                          f"{type(frame).__name__}); choose a MuJoCo task, e.g. a Hopper dataset.")  # fmt: skip
+        raise RenderError(f"environment {name} cannot render frames (render() gave {type(frame).__name__}); make "
+                          "it with render_mode='rgb_array', or choose a MuJoCo task, e.g. a Hopper dataset.")  # fmt: skip
     return np.asarray(frame, dtype=np.uint8)
 
 
