@@ -501,3 +501,25 @@ def test_the_rebuild_hint_is_for_the_books_datasets_only():
     assert "data build pendulum-medium" in _repair_hint("iqlbook/pendulum/medium-v0")
     hint = _repair_hint("me/test/x-v0")
     assert "data build" not in hint and "data import FILE --id me/test/x-v0 --force" in hint
+
+
+def test_a_full_disk_during_an_import_is_named(root, monkeypatch):
+    import errno
+
+    from iql_tutorial.data import minari_writer
+
+    def full(*args, **kwargs):  # in the forked writer, as h5py would fail
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def silent(*args, **kwargs):  # a writer that could not even report
+        os._exit(1)
+
+    for writer, disk_full in ((full, False), (silent, True)):
+        monkeypatch.setattr(minari_writer, "create_compact", writer)
+        monkeypatch.setattr(importer, "_disk_full", lambda root, full=disk_full: full)
+        with pytest.raises(OSError) as e:
+            import_arrays(logged(), "me/test/full-v0", action_low=-2, action_high=2)
+        assert str(e.value).startswith(
+            f"cannot write dataset me/test/full-v0 into {root}: No space left on device; the disk is full"
+        )
+        assert snapshot(root) == []

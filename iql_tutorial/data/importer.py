@@ -41,8 +41,18 @@ the environment's (bounds given as well must lie inside them) and ``ref_min_scor
 ``ref_max_score`` give the normalized score.
 
 Every problem is a ``ValueError`` with a one-line message naming the array, the row and the fix,
-raised before anything is written. The dataset is written into a hidden temporary folder under
-``MINARI_DATASETS_PATH`` and moved into place at the end, so a failed import leaves nothing behind.
+raised before anything is written: NaN or inf, values that float32 (what is stored) cannot hold,
+complex or empty arrays, observations outside ``--env``'s space, an id with an empty, ``.`` or
+``..`` part.
+
+One writer per dataset: an import takes a lock per id (a hidden ``.import-lock.*`` file under
+``MINARI_DATASETS_PATH``, the run folders' kind of lock: ``utils.lock``), so a second import of the
+same id is refused in one line naming the first. The dataset is written into a hidden temporary
+folder (``.import-PID-...``) and moved into place at the end: without ``--force`` only where no
+dataset is (checked again under the lock, right before the rename), with ``--force`` swapped with
+the old one in one step (Linux's ``renameat2``). A failed import leaves nothing behind; a killed
+one (SIGTERM is handled as Ctrl-C; the forked writer dies with its parent, even on SIGKILL) leaves
+a temporary folder that the next import or ``data list`` removes, saying so.
 """
 
 from __future__ import annotations
