@@ -8,6 +8,7 @@ show a trained agent act without training it. A ``.json`` beside it repeats the 
 reader.
 
 - ``save_policy_file(path, kind, actor, info)`` writes one;
+- ``export_policy(run, path, **provenance)`` writes a run's final policy as a policy file;
 - ``load_policy(path)`` reads a policy file, a run folder of ``train`` (its ``checkpoint.pt``)
   or of ``naive`` (its ``naive_policy.pt``) into a ``Policy``;
 - ``Policy.act(obs)``: numpy observations in, actions in [-1, 1] out (the mode: the Gaussian's
@@ -128,3 +129,12 @@ def load_policy(path: str | Path) -> Policy:
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: give a run folder or a policy file (.pt).")
     return _from_file(path)
+
+
+def export_policy(source: str | Path, path: str | Path, **info: Any) -> Policy:
+    """The final policy of ``source`` (a run folder or a policy file) written to ``path`` as a
+    policy file, its ``info`` extended with ``info`` (provenance: command, commit, hardware, wall time)."""
+    policy = load_policy(source)
+    policy.info = {**policy.info, **info}
+    save_policy_file(path, policy.kind, policy.net, policy.info)
+    return policy

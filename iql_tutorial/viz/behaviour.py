@@ -20,9 +20,11 @@ no display; ``RenderError`` says what to set when rendering fails.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import os
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from iql_tutorial.runs.policies import Policy
 DEFAULT_SIZE = 240  # frame width and height in pixels
 LABEL_HEIGHT = 32  # the strip above each video panel that names the policy (a multiple of 16 with 240)
 VIDEO_SUFFIXES = (".mp4", ".gif")
+TRACKING_CAMERA = "track"  # the locomotion models' camera that follows the body
 
 
 class RenderError(RuntimeError):
@@ -99,14 +102,49 @@ def make_render_env(info: EnvInfo, size: int = DEFAULT_SIZE) -> Any:
     size, as MuJoCo's do). ``RenderError`` when it cannot render (one line, with what to do)."""
     ensure_render_backend()
     try:
-        try:
-            return info.make(render_mode="rgb_array", width=size, height=size)
-        except TypeError:  # an environment without width/height (classic control)
-            return info.make(render_mode="rgb_array")
+        with quiet_model_compiler():
+            try:
+                env = info.make(render_mode="rgb_array", width=size, height=size)
+            except TypeError:  # an environment without width/height (classic control)
+                return info.make(render_mode="rgb_array")
+            if _has_camera(env, TRACKING_CAMERA):  # follow the body (Hopper, Walker2d, HalfCheetah), or it runs off
+                env.close()
+                env = info.make(render_mode="rgb_array", width=size, height=size, camera_name=TRACKING_CAMERA)
+        return env
     except (ImportError, AttributeError, RuntimeError, OSError) as e:  # MuJoCo's GL backend, loaded with the env
         if os.environ.get("MUJOCO_GL") or "GL" in str(e):
             raise RenderError(no_backend_message(e)) from None
         raise
+
+
+@contextlib.contextmanager
+def quiet_model_compiler() -> Iterator[None]:
+    """Silence file descriptor 2 while an environment is made: MuJoCo 4's compiler prints a
+    deprecation ``WARNING`` about gymnasium's Hopper/Walker2d XML (``settotalmass``) straight to the
+    process's stderr, which a notebook would show in the page. Python's own errors still raise."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _has_camera(env: Any, name: str) -> bool:
+    """Whether a MuJoCo environment's model has a camera called ``name``."""
+    model = getattr(env.unwrapped, "model", None)
+    if model is None:
+        return False
+    import mujoco
+
+    return int(mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, name)) >= 0
 
 
 def _render(env: Any) -> np.ndarray:
@@ -165,7 +203,11 @@ def rollout(
         if not policy.dataset:
             raise ValueError("the policy names no dataset: pass info=env_info(DATASET_ID).")
         info = env_info(policy.dataset)
-    env = make_render_env(info, size) if render_every else info.make()
+    if render_every:
+        env = make_render_env(info, size)
+    else:
+        with quiet_model_compiler():
+            env = info.make()
     frames, steps = [], []
     try:
         obs, _ = env.reset(seed=seed)
@@ -207,10 +249,11 @@ def frame_at(ep: Episode, step: int) -> np.ndarray | None:
     return ep.frames[max(i, 0)]
 
 
-def filmstrip(episodes: Sequence[Episode], steps: Sequence[int], dt: float | None = None, height: float = 1.6) -> Any:
+def filmstrip(episodes: Sequence[Episode], steps: Sequence[int], dt: float | None = None, height: float = 1.3) -> Any:
     """Frames at the environment ``steps``, one row per episode labelled with its policy and score;
     a panel after an episode ended says at which step it ended. ``dt`` (seconds per environment
-    step) adds the time under each column."""
+    step) adds the time under each column. The figure is about ``height * (len(steps) + 1)`` inches
+    wide: five or six columns fit a book's text column with 9-point labels."""
     import matplotlib.pyplot as plt
 
     rows, cols = len(episodes), len(steps)
@@ -226,11 +269,11 @@ def filmstrip(episodes: Sequence[Episode], steps: Sequence[int], dt: float | Non
             else:
                 ax.set_facecolor("0.93")
                 ax.text(0.5, 0.5, f"ended at\nstep {ep.length}", ha="center", va="center", transform=ax.transAxes,
-                        fontsize=8, color="0.3")  # fmt: skip
+                        fontsize=9, color="0.3")  # fmt: skip
             if r == rows - 1:
-                ax.set_xlabel(f"step {step}" + (f"\n{step * dt:.1f} s" if dt else ""), fontsize=8)
+                ax.set_xlabel(f"step {step}" + (f"\n{step * dt:.2f} s" if dt else ""), fontsize=9)
             if c == 0:
-                ax.set_ylabel(ep.title, fontsize=8, rotation=0, ha="right", va="center", labelpad=6)
+                ax.set_ylabel(ep.title.replace(": ", "\n"), fontsize=9, rotation=0, ha="right", va="center", labelpad=6)
     fig.tight_layout(w_pad=0.2, h_pad=0.3)
     return fig
 
