@@ -374,6 +374,33 @@ glue("short_label", "AWR", display=False)
 """
 
 
+# Issue 28: a video and an animated GIF as the book shows them (video_html: embedded, with a text
+# alternative, at most the column's width), and the media a page must not have.
+MEDIA_FRAMES = """\
+import numpy as np
+from IPython.display import HTML
+
+from iql_tutorial.viz.behaviour import save_frames, video_html
+
+frames = [np.full((64, 96, 3), 40 * i, dtype=np.uint8) for i in range(6)]
+save_frames(frames, "clip.mp4", fps=5)
+save_frames(frames, "clip.gif", fps=5)
+"""
+GOOD_MEDIA = """\
+video = video_html("clip.mp4", alt="six grey frames, dark to light")
+gif = video_html("clip.gif", alt="the same six frames, as a GIF")
+HTML(video + gif)
+"""
+BAD_MEDIA_REMOTE = "HTML('<video controls src=\"https://example.invalid/clip.mp4\"></video>')\n"
+BAD_MEDIA_MISSING = (
+    'HTML(\'<video controls aria-label="a clip"><source src="missing.mp4" type="video/mp4"></video>\')\n'
+)
+BAD_MEDIA_WIDE = """\
+HTML(video_html("clip.mp4", alt="too wide").replace("max-width: 100%; height: auto;", "width: 3000px; max-width: none;"))
+"""
+BAD_MEDIA_NO_ALT = 'HTML(video_html("clip.gif", alt="").replace(\' alt=""\', ""))\n'
+
+
 def _notebook(markdown: str, *code: str) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -381,7 +408,7 @@ def _notebook(markdown: str, *code: str) -> nbformat.NotebookNode:
     return nb
 
 
-TINY_GOOD_PAGES = ["book/intro", "book/tiny", "book/lists", "book/bibliography"]
+TINY_GOOD_PAGES = ["book/intro", "book/tiny", "book/lists", "book/media", "book/bibliography"]
 
 
 @pytest.fixture(scope="module")
@@ -408,6 +435,8 @@ def tiny_book(tmp_path_factory) -> tuple[Path, Path]:
               - file: book/06_code_heavy
               - file: book/bad_figures
               - file: book/bad_outputs
+              - file: book/media
+              - file: book/bad_media
               - file: book/bibliography
             """
         )
@@ -447,6 +476,11 @@ def tiny_book(tmp_path_factory) -> tuple[Path, Path]:
         BAD_GLUED_SENTENCE,
     )
     nbformat.write(outputs, src / "book" / "bad_outputs.ipynb")
+    media = _notebook("# A video\n\nAn agent acting, as a video and as a GIF.", MEDIA_FRAMES, GOOD_MEDIA)
+    nbformat.write(media, src / "book" / "media.ipynb")
+    bad_media = _notebook("# Bad media\n\nFrom the network, missing, too wide, without a text alternative.",
+                          MEDIA_FRAMES, BAD_MEDIA_REMOTE, BAD_MEDIA_MISSING, BAD_MEDIA_WIDE, BAD_MEDIA_NO_ALT)  # fmt: skip
+    nbformat.write(bad_media, src / "book" / "bad_media.ipynb")
     html = build_book(src, src / "out")
     return src, html
 
@@ -568,6 +602,21 @@ def test_tiny_book_check_catches_warnings_repeated_logs_and_glued_sentences(brow
     assert "seed 0 trained" not in problems
     glued = [p for p in report.problems if "glued string" in p]
     assert len(glued) == 1 and "'leak' (14 words)" in glued[0], problems
+
+
+def test_tiny_book_check_catches_videos_from_the_network_missing_too_wide_or_without_text(browser, tiny_book):
+    """Issue 28: a video from the network (which also has no text alternative and does not load), one
+    whose file is missing, one wider than the column, and a GIF without alt text each fail; the good
+    page's embedded video and GIF pass (test_tiny_book_passes_the_page_checks)."""
+    report = _check(browser, tiny_book, "book/bad_media")
+    problems = "\n".join(report.problems)
+    assert "a video loads https://example.invalid/clip.mp4 from the network" in problems, problems
+    assert "a video points at missing.mp4, which is missing on disk" in problems, problems
+    assert sum("does not load in the browser" in p for p in report.problems) == 2, problems
+    assert "the video clip.mp4 has no text alternative" in problems, problems
+    assert "the animated image inline has no text alternative" in problems, problems
+    wide = [p for p in report.problems if "wider than the column" in p]
+    assert len(wide) == 1 and wide[0].startswith("the video inline is wider than the column (3000 > "), problems
 
 
 def test_png_info_reads_dpi_and_the_font_record(tmp_path):

@@ -58,6 +58,9 @@ And the reader-first rules of issue 22 (each with a failing tiny-book test in te
   ``fontsize=`` argument and says nothing about the scale the page shows the figure at; this
   measures what the reader gets;
 - a table wider than the text column (cut at the column's edge or scrolled sideways in a wrapper);
+- a video or animated image (GIF) that loads from the network or from a missing file, does not load
+  in the browser, has no text alternative, or is wider than the text column (``check_media``;
+  issue 28: the book embeds its short videos as base64, see ``iql_tutorial.viz.behaviour.video_html``);
 - warning text in an output: stderr that is not a progress bar's final line, a line with
   ``Warning``/``UserWarning``/``DeprecationWarning``/``WARNING``/``warnings.warn``, or one log
   line printed twice in one output block (lines of 12 characters or more, with letters);
@@ -102,6 +105,7 @@ WINDOW_WIDTH, WINDOW_HEIGHT = 1280, 2400
 # more: IQL_PAGE_TIMEOUT. IQL_BROWSER_WORKERS: pages checked at once.
 PAGE_TIMEOUT_S = int(os.environ.get("IQL_PAGE_TIMEOUT", "120"))
 MATHJAX_TIMEOUT_S = 60
+MEDIA_TIMEOUT_S = 10  # a video's metadata must load within this many seconds (a local file: well under one)
 BROWSER_WORKERS = int(os.environ.get("IQL_BROWSER_WORKERS", "2"))
 MAX_PROGRESS_LINES = 12  # one final line per loop; a cell may run a handful of loops
 
@@ -536,10 +540,33 @@ MEASURE_JS = """
                  displayed: img.getBoundingClientRect().width,
                  output: !!img.closest(".cell_output")});
   }
+  // videos and animated images (issue 28): does each load, what text alternative, does it fit the column
+  const media = [];
+  const columnWidth = article.getBoundingClientRect().width;
+  for (const v of article.querySelectorAll("video")) {
+    if (v.readyState < 1 && !v.error) {  // wait (a little) for its metadata: it loads, or it fails
+      await Promise.race([new Promise((r) => { v.addEventListener("loadedmetadata", r, {once: true});
+                                               v.addEventListener("error", r, {once: true}); }),
+                          new Promise((r) => setTimeout(r, MEDIA_TIMEOUT_MS))]);
+    }
+    const sources = [v.getAttribute("src"), ...[...v.querySelectorAll("source")].map((s) => s.getAttribute("src"))]
+      .filter((u) => u);
+    media.push({kind: "video", sources, poster: v.getAttribute("poster") || "",
+                label: (v.getAttribute("aria-label") || v.getAttribute("title") || "").trim(),
+                fallback: (v.textContent || "").trim(), width: v.getBoundingClientRect().width, column: columnWidth,
+                readyState: v.readyState, error: v.error ? v.error.code : null, natural: v.videoWidth});
+  }
+  for (const img of article.querySelectorAll("img")) {
+    const src = img.getAttribute("src") || "";
+    if (!(src.toLowerCase().endsWith(".gif") || src.startsWith("data:image/gif"))) continue;
+    media.push({kind: "animated image", sources: [src], poster: "", label: (img.getAttribute("alt") || "").trim(),
+                fallback: "", width: img.getBoundingClientRect().width, column: columnWidth,
+                readyState: img.complete && img.naturalWidth ? 4 : 0, error: null, natural: img.naturalWidth});
+  }
   return {overflow, wideMath, columns, charWidth, textWidth, cells, codeHeight, articleHeight, wideTables,
-          images, html: document.documentElement.outerHTML};
+          images, media, html: document.documentElement.outerHTML};
 })()
-"""
+""".replace("MEDIA_TIMEOUT_MS", str(MEDIA_TIMEOUT_S * 1000))
 
 
 # --------------------------------------------------------------------------------------------
@@ -829,6 +856,37 @@ def check_figures(page: Path, measured: dict) -> list[str]:
     return problems
 
 
+def check_media(page: Path, measured: dict) -> list[str]:
+    """Issue 28: every video and animated image (GIF) on the page loads from the page itself or a
+    local file (never the network), has a text alternative (a video's ``aria-label``, ``title`` or
+    fallback text; an image's ``alt``), and fits the text column. A video "loads" when the browser
+    read its metadata (``readyState >= 1``, no ``error``); a poster, when given, is local too."""
+    problems = []
+    for m in measured.get("media", []):
+        what = m["kind"]
+        name = next((u.rsplit("/", 1)[-1][:60] for u in m["sources"] if not u.startswith("data:")), "inline")
+        if not m["sources"]:
+            problems.append(f"a {what} with no source")
+        for url in [*m["sources"], *([m["poster"]] if m["poster"] else [])]:
+            kind, path = _resolve(page, url)
+            if kind == "remote":
+                problems.append(
+                    f"a {what} loads {url[:100]} from the network: write the file beside the page or embed it"
+                )
+            elif kind == "local" and (path is None or not path.is_file() or path.stat().st_size == 0):
+                problems.append(f"a {what} points at {url[:100]}, which is missing on disk")
+        if m["sources"] and (m["error"] is not None or m["readyState"] < 1):
+            problems.append(f"the {what} {name} does not load in the browser (readyState {m['readyState']}, "
+                            f"error {m['error']}): a local H.264 mp4 (yuv420p) or a GIF plays everywhere")  # fmt: skip
+        if not m["label"] and not m["fallback"]:
+            fix = "an aria-label (video_html's alt)" if what == "video" else "an alt text"
+            problems.append(f"the {what} {name} has no text alternative: give it {fix}")
+        if m["width"] > m["column"] + 1:
+            problems.append(f"the {what} {name} is wider than the column ({m['width']:.0f} > {m['column']:.0f} px): "
+                            "style it max-width: 100%")  # fmt: skip
+    return problems
+
+
 def check_tables(measured: dict) -> list[str]:
     """Item 5: no table wider than the text column (cut at its edge or scrolled sideways)."""
     return [
@@ -1047,6 +1105,7 @@ def check_page(browser: Browser, src: Path, html: Path, docname: str, shots: Pat
     report.problems.extend(check_code_lines(report, measured))
     report.problems.extend(check_figures(page, measured))
     report.problems.extend(check_tables(measured))
+    report.problems.extend(check_media(page, measured))
     report.problems.extend(check_output_text(dom))
     report.problems.extend(
         f"a glued string longer than {MAX_GLUED_WORDS} words (write the sentence in the Markdown, glue only "
