@@ -431,30 +431,37 @@ def ch04_policies(
 def sac_curves(runs: Sequence[dict[str, Any]]) -> Figure:
     """The SAC training curves of the behaviour policies, two per row, with the reference scores and snapshots.
 
-    Each run: ``steps``, ``returns`` (arrays), ``info`` (the behaviour.json record).
+    Each run: ``steps``, ``returns`` (arrays), ``info`` (the behaviour.json record). The dotted
+    line is the level the medium snapshot was chosen for (``target_fraction`` of the way from
+    ``ref_min`` to ``ref_max``); each title says whether the best snapshot is an expert.
     """
     cols = 2
     rows = int(np.ceil(len(runs) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, 2.9 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, 3.1 * rows), squeeze=False)
     for ax, run in zip(axes.ravel(), runs, strict=False):
         info = run["info"]
+        lo, hi = info["ref_min_score"], info["ref_max_score"]
+        fraction = info["medium"]["target_fraction"]
         ax.plot(run["steps"] / 1e3, run["returns"], lw=0.8, alpha=0.6, label="training episodes")
-        ax.axhline(info["ref_min_score"], ls="--", c="gray", lw=1, label="ref_min (random)")
-        ax.axhline(info["ref_max_score"], ls="--", c="k", lw=1, label="ref_max (best snapshot)")
-        best = "expert" if info.get("best_is_expert", True) else "best"
-        for name, label, color in (("medium", "medium", "tab:orange"), ("expert", best, "tab:green")):
+        ax.axhline(lo, ls="--", c="gray", lw=1, label="ref_min (random)")
+        ax.axhline(hi, ls="--", c="k", lw=1, label="ref_max (best snapshot, mean action)")
+        target = lo + fraction * (hi - lo)
+        ax.axhline(target, ls=":", c="tab:orange", lw=1.2, label=f"{fraction:.0%} of the way: medium's target")
+        for name, color in (("medium", "tab:orange"), ("expert", "tab:green")):
             s = info[name]
-            ax.plot(s["env_steps"] / 1e3, s["sampled_return_mean"], "o", c=color, ms=7, label=f"{label} snapshot")
+            label = f"{'best' if name == 'expert' else name} snapshot (sampled actions)"
+            ax.plot(s["env_steps"] / 1e3, s["sampled_return_mean"], "o", c=color, ms=7, label=label)
         cpu_min = info["training"]["cpu_seconds"] / 60
+        expert = "an expert" if info.get("best_is_expert", True) else "not an expert"
         ax.set(
-            title=f"{info['env_id']} ({cpu_min:.0f} CPU-min)",
+            title=f"{info['env_id']} ({cpu_min:.0f} CPU-min)\nbest snapshot: {expert}",
             xlabel="environment steps (thousands)",
             ylabel="episode return",
         )
     for ax in axes.ravel()[len(runs) :]:
         ax.axis("off")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=9)
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=9)
     return fig
 
 
