@@ -18,7 +18,16 @@ from minari.data_collector import EpisodeBuffer
 import iql_tutorial  # noqa: F401  (plugs the update runner into IQLAgent)
 from iql_tutorial.runs.train import train
 from iql_tutorial.viz import watch as watch_module
-from iql_tutorial.viz.behaviour import EnvInfo, env_info
+from iql_tutorial.viz.behaviour import (
+    EnvInfo,
+    Episode,
+    env_info,
+    frame_at,
+    pendulum_angle,
+    save_frames,
+    video_frames,
+    video_html,
+)
 
 ENV = "InvertedPendulum-v5"  # the cheapest MuJoCo task: a cart-pole whose episodes end when the pole falls
 
@@ -113,3 +122,42 @@ def test_watch_without_a_rendering_backend_says_which_mujoco_gl_to_set(mujoco_ru
                           env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)  # fmt: skip
     line = _one_line_error(proc.returncode, proc.stderr)
     assert "no rendering backend: MUJOCO_GL=no-such-backend failed" in line and "set MUJOCO_GL=egl" in line, line
+
+
+def _episode(label: str, n_frames: int, length: int, value: int) -> Episode:
+    frames = np.full((n_frames, 16, 16, 3), value, dtype=np.uint8)
+    return Episode(label, 10.0, 50.0, length, frames, np.arange(n_frames) * 8)
+
+
+def test_frames_filmstrip_steps_and_side_by_side_video_frames():
+    ep = _episode("IQL", 3, 20, 100)  # frames at steps 0, 8, 16 of a 20-step episode
+    ep.frames[1] = 7
+    assert frame_at(ep, 10)[0, 0, 0] == 7  # the last frame rendered at or before step 10
+    assert frame_at(ep, 20) is not None and frame_at(ep, 21) is None  # after its end: nothing
+    assert ep.title == "IQL: score 50.0"
+    frames = video_frames([ep, _episode("BC", 5, 36, 200)])
+    assert len(frames) == 5 and frames[0].shape == (16 + 32, 32, 3)
+    # the shorter episode holds its last frame, greyed (lighter), while the other goes on
+    assert frames[4][32 + 5, 5, 0] > 100 and frames[4][32 + 5, 16 + 5, 0] == 200
+
+
+def test_video_html_embeds_the_file_with_a_text_alternative(tmp_path):
+    frames = [np.full((32, 48, 3), 30 * i, dtype=np.uint8) for i in range(4)]
+    mp4, gif = save_frames(frames, tmp_path / "c.mp4", fps=4), save_frames(frames, tmp_path / "c.gif", fps=4)
+    with imageio.get_reader(mp4) as reader:
+        assert reader.count_frames() == 4
+    assert len(imageio.mimread(gif)) == 4
+    page = video_html(mp4, alt='IQL hops, "BC" falls', poster=gif)
+    assert page.startswith("<video") and 'src="data:video/mp4;base64,' in page and 'poster="data:image/gif' in page
+    assert 'aria-label="IQL hops, &quot;BC&quot; falls"' in page and "max-width: 100%" in page
+    linked = video_html(mp4, alt="a clip", embed=False)
+    assert f'src="{mp4.as_posix()}"' in linked and "base64" not in linked
+    assert video_html(gif, alt="a clip").startswith('<img src="data:image/gif;base64,')
+    with pytest.raises(ValueError, match="unknown video suffix '.avi'"):
+        save_frames(frames, tmp_path / "c.avi")
+
+
+def test_pendulum_angle_is_zero_upright():
+    theta = np.array([0.0, 0.3, -2.0, np.pi])
+    obs = np.stack([np.cos(theta), np.sin(theta), np.zeros(4)], axis=1)
+    np.testing.assert_allclose(np.abs(pendulum_angle(obs)), np.abs(theta), atol=1e-12)

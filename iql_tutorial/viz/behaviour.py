@@ -395,20 +395,21 @@ def pendulum_trace(policies: Sequence[Policy], seed: int = 0, info: EnvInfo | No
 
 
 def plot_pendulum_trace(episodes: Sequence[Episode], dt: float = 0.05) -> Any:
-    """Angle (degrees from upright) and torque (N m) against time, one line per policy
+    """The pendulum's distance from upright, ``|theta|`` in degrees (0: up, 180: hanging down; no
+    jump where theta wraps at +-180), and the torque (N m) against time, one line per policy
     (Pendulum-v1 steps 0.05 s)."""
     import matplotlib.pyplot as plt
 
-    fig, (ax_a, ax_u) = plt.subplots(2, 1, figsize=(7, 4.4), sharex=True)
+    fig, (ax_a, ax_u) = plt.subplots(2, 1, figsize=(7, 4.6), sharex=True)
     for ep in episodes:
         t = np.arange(len(ep.observations)) * dt
-        ax_a.plot(t, np.degrees(pendulum_angle(ep.observations)), label=ep.title)
+        ax_a.plot(t, np.degrees(np.abs(pendulum_angle(ep.observations))), label=ep.title)
         ax_u.step(t[:-1], ep.actions[:, 0], where="post", label=ep.title)
-    ax_a.axhline(0, color="0.6", lw=0.8, ls="--")
     ax_a.set_ylabel("angle from upright (deg)")
-    ax_a.set_yticks([-180, -90, 0, 90, 180])
+    ax_a.set_ylim(-5, 185)
+    ax_a.set_yticks([0, 45, 90, 135, 180])
     ax_u.set_ylabel("torque (N m)")
     ax_u.set_xlabel("time (s)")
-    ax_a.legend(loc="upper right", fontsize=8)
+    ax_a.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(episodes), fontsize=9, frameon=False)
     fig.tight_layout()
     return fig
