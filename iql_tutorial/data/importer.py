@@ -343,6 +343,26 @@ def build_episodes(
     Returns (episodes, info) with info holding the action bounds, the dimensions and the number
     of dropped transitions. Raises ``ValueError`` (one line) at the first problem.
     """
+    obs, act, rew, nxt, terminals = _checked_arrays(arrays)
+    ends, truncs = _episode_ends(arrays, terminals, len(obs))
+    box = _checked_env(env, obs, nxt, act)
+    low, high = _action_bounds(action_low, action_high, box, act)
+    episodes, dropped = _cut_episodes(obs, act, rew, nxt, terminals, ends, truncs)
+    if not episodes:
+        raise _fail(
+            "no transitions are left: every episode is a single truncated step whose next observation is not in "
+            "the file; add next_observations."
+        )
+    info = {"low": low, "high": high, "obs_dim": obs.shape[1], "act_dim": act.shape[1], "reward_dim": rew.shape[1],
+            "dropped": dropped}  # fmt: skip
+    return episodes, info
+
+
+def _checked_arrays(
+    arrays: Mapping[str, Any],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """The known arrays checked (names, dtypes, lengths, shapes, finite values) as 2-D rows:
+    (observations, actions, rewards, next_observations or None, terminals)."""
     arrays = {k: np.asarray(v) for k, v in arrays.items() if k in KNOWN}
     missing = [k for k in REQUIRED if k not in arrays]
     if "timeouts" not in arrays and "episode_ends" not in arrays:
@@ -380,8 +400,14 @@ def build_episodes(
         if a is not None:
             _check_finite(k, a)
     terminals = _check_flags("terminals", _rows("terminals", arrays["terminals"], False))
-    ends, truncs = _episode_ends(arrays, terminals, n)
+    return obs, act, rew, nxt, terminals
 
+
+def _checked_env(
+    env: gym.Env | None, obs: np.ndarray, nxt: np.ndarray | None, act: np.ndarray
+) -> gym.spaces.Box | None:
+    """The environment's action space (None without an environment), once its spaces fit the
+    data: the dimensions, and every observation inside the observation space."""
     box: gym.spaces.Box | None = None  # the environment's action space
     if env is not None:
         check_continuous(env.action_space, f"environment {env.spec.id if env.spec else env}")
@@ -412,6 +438,14 @@ def build_episodes(
                     f"[{o_low[j]:.6g}, {o_high[j]:.6g}] ({int(out.any(axis=1).sum())} row(s) in all); import with "
                     "the environment the data came from, or without --env."
                 )
+    return box
+
+
+def _action_bounds(
+    action_low: Any, action_high: Any, box: gym.spaces.Box | None, act: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The actions' bounds: given (inside the environment's, if any) or the environment's; every
+    action must lie inside them."""
     if (action_low is None) != (action_high is None):
         raise _fail("give both --action-low and --action-high (action_low and action_high), or neither.")
     if action_low is None:
@@ -446,7 +480,21 @@ def build_episodes(
             f"({int(outside.any(axis=1).sum())} row(s) in all); declare the range your controller really used "
             "(--action-low/--action-high), or clip the actions."
         )
+    return low, high
 
+
+def _cut_episodes(
+    obs: np.ndarray,
+    act: np.ndarray,
+    rew: np.ndarray,
+    nxt: np.ndarray | None,
+    terminals: np.ndarray,
+    ends: np.ndarray,
+    truncs: np.ndarray,
+) -> tuple[list[dict[str, np.ndarray]], int]:
+    """The rows cut at ``ends`` into Minari's episodes (observations one longer than the actions);
+    a truncated episode whose next state is not in the file loses its last transition. Returns the
+    episodes and the number of transitions dropped."""
     episodes, dropped, start = [], 0, 0
     for i, end in enumerate(ends):
         rows = slice(start, end + 1)
@@ -481,14 +529,7 @@ def build_episodes(
             }
         )
         start = end + 1
-    if not episodes:
-        raise _fail(
-            "no transitions are left: every episode is a single truncated step whose next observation is not in "
-            "the file; add next_observations."
-        )
-    info = {"low": low, "high": high, "obs_dim": obs.shape[1], "act_dim": act.shape[1], "reward_dim": rew.shape[1],
-            "dropped": dropped}  # fmt: skip
-    return episodes, info
+    return episodes, dropped
 
 
 # ---------------------------------------------------------------------------------------- writing
