@@ -11,6 +11,7 @@ import iql_tutorial  # noqa: F401  (plugs the update runner into IQLAgent)
 from iql_tutorial.data import Transitions
 from iql_tutorial.runs.naive import (
     NaiveConfig,
+    collect,
     discounted_returns,
     mc_horizon,
     naive_run,
@@ -95,6 +96,16 @@ def test_naive_run_logs_q_and_monte_carlo_and_resumes(tiny_minari, tmp_path):
         assert policy.kind == kind and policy.dataset == "tests/pendulum/tiny-v0"
         a = policy.act(np.zeros(3, dtype=np.float32))
         assert a.shape == (1,) and np.all(np.abs(a) <= 1)
+    # the results files' tables: display labels, the sweep's columns, provenance per method
+    scores, probe, prov = collect([out])
+    assert sorted(scores["policy"]) == ["IQL", "naive"] and list(scores.columns[:4]) == [
+        "dataset",
+        "policy",
+        "seed",
+        "step",
+    ]
+    assert len(probe) == 6 and set(probe["policy"]) == {"IQL", "naive"}
+    assert set(prov[out.name]["wall_s"]) == {"naive", "iql"} and prov[out.name]["steps"] == 40
     # a second call finds both methods done: nothing runs again, no row is duplicated
     naive_run(cfg, progress=False)
     assert len(pd.read_csv(out / "q_log.csv")) == len(q)

@@ -374,7 +374,9 @@ def reward_norm_for(dataset_id: str) -> str:
     return "shift" if "maze" in dataset_id.lower() else "locomotion"
 
 
-def naive_run(cfg: NaiveConfig, dataset: OfflineDataset | None = None, progress: bool = True) -> Path:
+def naive_run(
+    cfg: NaiveConfig, dataset: OfflineDataset | None = None, progress: bool = True, command: str | None = None
+) -> Path:
     """Run every method of ``cfg`` into ``cfg.out``; a method finished earlier (``run.json``'s
     ``done``) is skipped, an unfinished one is started over: the run resumes method by method."""
     out = Path(cfg.out)
@@ -389,7 +391,7 @@ def naive_run(cfg: NaiveConfig, dataset: OfflineDataset | None = None, progress:
         raise ValueError(f"{out} holds another naive run ({diff}); choose another --out or delete the folder.")
     meta["config"] = asdict(cfg)
     meta.setdefault("done", {})
-    meta["command"] = "python -m iql_tutorial naive " + " ".join(sys.argv[1:]) if sys.argv[1:2] else ""
+    meta["command"] = command or "naive_run(NaiveConfig(...)) from Python"
     meta["hardware"] = _hardware()
     meta["commit"] = _commit()
     atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
@@ -402,7 +404,8 @@ def naive_run(cfg: NaiveConfig, dataset: OfflineDataset | None = None, progress:
             continue
         for name in ("q_log.csv", "eval_log.csv"):
             _drop_method(out / name, method)
-        meta["done"][method] = {"wall_s": round(run_method(cfg, method, dataset, probe, progress), 1)}
+        wall = run_method(cfg, method, dataset, probe, progress)
+        meta["done"][method] = {"wall_s": round(wall, 1), "command": meta["command"], "commit": meta["commit"]}
         atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
     return out
 
@@ -439,8 +442,13 @@ def collect(run_dirs: list[str | Path]) -> tuple[Any, Any, dict[str, Any]]:
             common = {"dataset": cfg["dataset"], "policy": label, "seed": cfg["seed"]}
             probe += [{**common, **r} for r in q[q["method"] == method].to_dict("records")]
             scores += [{**common, **r} for r in ev[ev["method"] == method].to_dict("records")]
-        prov[d.name] = {k: meta.get(k) for k in ("command", "commit", "hardware")} | {
-            "steps": cfg["steps"], "wall_s": {m: v["wall_s"] for m, v in done.items()}}  # fmt: skip
+        prov[d.name] = {
+            "hardware": meta.get("hardware"),
+            "steps": cfg["steps"],
+            "wall_s": {m: v["wall_s"] for m, v in done.items()},
+            "command": {m: v.get("command", meta.get("command")) for m, v in done.items()},
+            "commit": {m: v.get("commit", meta.get("commit")) for m, v in done.items()},
+        }
     return pd.DataFrame(scores, columns=SCORE_COLUMNS), pd.DataFrame(probe, columns=PROBE_COLUMNS), prov
 
 
@@ -492,7 +500,9 @@ def main(argv: list[str] | None = None) -> int:
         from iql_tutorial.utils.threads import decide_threads
 
         decide_threads(resolve_device(cfg.device)).apply()
-        out = naive_run(cfg)
+        out = naive_run(
+            cfg, command=" ".join(["python -m iql_tutorial naive", *(argv if argv is not None else sys.argv[1:])])
+        )
     except (ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
