@@ -333,10 +333,11 @@ def save_frames(frames: Sequence[np.ndarray], path: str | Path, fps: int = 15) -
     if path.suffix.lower() == ".gif":
         imageio.mimsave(path, list(frames), duration=1000.0 / fps, loop=0)
     else:
-        with imageio.get_writer(path, fps=fps, codec="libx264", quality=6, pixelformat="yuv420p",
-                                macro_block_size=16, ffmpeg_log_level="error") as w:  # fmt: skip
+        writer: Any = imageio.get_writer(path, fps=fps, codec="libx264", quality=6, pixelformat="yuv420p",
+                                         macro_block_size=16, ffmpeg_log_level="error")  # fmt: skip
+        with writer:
             for f in frames:
-                w.append_data(f)
+                writer.append_data(f)
     return path
 
 
