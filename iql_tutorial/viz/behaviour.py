@@ -266,8 +266,8 @@ def filmstrip(episodes: Sequence[Episode], steps: Sequence[int], dt: float | Non
             img = frame_at(ep, step)
             if img is not None:
                 ax.imshow(img)
-            else:
-                ax.set_facecolor("0.93")
+            else:  # a blank panel of the frames' size, so that every panel has the same shape
+                ax.imshow(np.full_like(ep.frames[0], 238) if len(ep.frames) else np.full((1, 1, 3), 238))
                 ax.text(0.5, 0.5, f"ended at\nstep {ep.length}", ha="center", va="center", transform=ax.transAxes,
                         fontsize=9, color="0.3")  # fmt: skip
             if r == rows - 1:
