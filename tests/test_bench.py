@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from iql_tutorial import IQLAgent, IQLConfig
+from iql_tutorial.core.runner import default_inductor_options
 from iql_tutorial.data.transitions import synthetic_transitions
-from iql_tutorial.speed.runner import default_inductor_options
 from iql_tutorial.utils import threads
 from iql_tutorial.utils.threads import ThreadPlan, decide_threads, parse_spec
 
@@ -114,7 +114,7 @@ def test_adaptive_plan_gives_up_a_thread_while_another_process_is_busy(monkeypat
 
 def test_compiled_step_under_the_default_plan_equals_eager(no_plan):
     """The plan's Inductor options (kernels follow the thread count at run time) change no number,
-    also when the thread count changes between calls (tolerance as in test_step.py)."""
+    also when the thread count changes between calls (tolerance as in test_update.py)."""
     plan = decide_threads("cpu", environ={})
     plan.apply()
     opts = default_inductor_options(torch.device("cpu"))
@@ -125,10 +125,10 @@ def test_compiled_step_under_the_default_plan_equals_eager(no_plan):
     eager = IQLAgent(6, 2, cfg)
     comp = IQLAgent(6, 2, cfg, mode="compile")
     comp.load_state_dict(eager.state_dict())
-    runner = comp.runner(t, torch.Generator().manual_seed(1))
+    sampler = torch.Generator().manual_seed(1)
     for n in (2, 1, 2):
         torch.set_num_threads(n)
-        runner.run(2)
+        comp.run_updates(t, 2, sampler)
     eager.run_updates(t, 6, torch.Generator().manual_seed(1))
     for (name, x), y in zip(eager.state_dict().items(), comp.state_dict().values(), strict=True):
         torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-4, msg=name)

@@ -81,7 +81,9 @@ def test_bench_does_not_import_the_dataset_making_code():
 OLD_MODULES = {
     **{f"iql_tutorial.{m}": f"iql_tutorial.core.{m}" for m in ("config", "networks", "losses", "agent", "plain")},
     "iql_tutorial.whole_step": "iql_tutorial.core.update",
-    "iql_tutorial.fast": "iql_tutorial.speed.runner",
+    "iql_tutorial.fast": "iql_tutorial.core.runner",
+    "iql_tutorial.speed.runner": "iql_tutorial.core.runner",
+    "iql_tutorial.speed.threads": "iql_tutorial.utils.threads",
     "iql_tutorial.bench": "iql_tutorial.speed.bench",
     **{f"iql_tutorial.{m}": f"iql_tutorial.runs.{m}" for m in ("train", "finetune", "evaluation", "checkpoint")},
     "iql_tutorial.results": "iql_tutorial.runs.sweep",

@@ -15,7 +15,6 @@ from iql_tutorial.data import Transitions, load_dataset
 from iql_tutorial.data.importer import import_arrays
 from iql_tutorial.runs.diagnostics import DIAG_COLUMNS, held_out_episodes, offline_diagnostics, split_episodes
 from iql_tutorial.runs.train import TrainConfig, train
-from iql_tutorial.speed.runner import UpdateRunner
 
 torch.set_num_threads(1)
 NO_ENV_ID = "me/random/noenv-v0"
@@ -155,13 +154,13 @@ def test_training_without_an_environment_logs_diagnostics_and_no_scores(no_env_r
 
 def test_training_uses_only_the_training_episodes(no_env_root, tmp_path, monkeypatch):
     seen = []
-    original = UpdateRunner.run_sampled
+    original = IQLAgent.run_updates
 
-    def spy(self, num_steps):
-        seen.append(set(self.data.episode_ids.tolist()))
-        return original(self, num_steps)
+    def spy(self, data, count, generator=None):
+        seen.append(set(data.episode_ids.tolist()))
+        return original(self, data, count, generator)
 
-    monkeypatch.setattr(UpdateRunner, "run_sampled", spy)
+    monkeypatch.setattr(IQLAgent, "run_updates", spy)
     result = train(small(tmp_path / "run", steps=10), progress=False)
     held = set(result.validation.episode_ids.tolist())
     assert seen and all(s.isdisjoint(held) and len(s) == 4 for s in seen)
@@ -176,20 +175,20 @@ def test_val_fraction_zero_trains_on_everything_and_writes_no_diagnostics(no_env
 
 def test_resume_needs_the_same_val_fraction_and_continues_the_diagnostics_exactly(no_env_root, tmp_path, monkeypatch):
     full = train(small(tmp_path / "full"), progress=False)
-    original = UpdateRunner.run_calls
+    original = IQLAgent.run_updates
 
     class Killed(Exception):
         pass
 
-    def dying(self, calls):
-        if self.agent.num_updates >= 20:
+    def dying(self, data, count, generator=None):
+        if self.num_updates >= 20:
             raise Killed()
-        return original(self, calls)
+        return original(self, data, count, generator)
 
-    monkeypatch.setattr(UpdateRunner, "run_calls", dying)
+    monkeypatch.setattr(IQLAgent, "run_updates", dying)
     with pytest.raises(Killed):
         train(small(tmp_path / "killed"), progress=False)
-    monkeypatch.setattr(UpdateRunner, "run_calls", original)
+    monkeypatch.setattr(IQLAgent, "run_updates", original)
     with pytest.raises(ValueError, match="val_fraction"):
         train(small(tmp_path / "killed", val_fraction=0.5, resume=True), progress=False)
     resumed = train(small(tmp_path / "killed", resume=True), progress=False)

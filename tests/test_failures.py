@@ -119,7 +119,7 @@ def test_two_dimensional_rewards_without_weights_say_which_flag(tmp_path, capsys
 def test_help_shows_the_real_run_folder_name():
     text = " ".join(build_parser().format_help().split())
     real = TrainConfig(dataset="iqlbook/pendulum/medium-replay-v0", steps=10).out
-    assert real == "runs/iqlbook_pendulum_medium-replay-v0-iql-seed0"
+    assert real == "runs/iqlbook_pendulum_medium-replay-v0-awr-seed0"
     assert real in text
 
 
@@ -614,3 +614,53 @@ def test_a_book_dataset_that_is_not_built_says_how_to_build_it(tmp_path):
     with minari_path(tmp_path), pytest.raises(FileNotFoundError) as e:
         load_dataset("iqlbook/pendulum/medium-v0")
     assert "python -m iql_tutorial data build pendulum-medium" in str(e.value) and "minari[hf]" not in str(e.value)
+
+
+# ------------------------------------------------------------------ the agent's own input (issue 31 item 8)
+def _agent_error(make) -> str:
+    """The message of the ``ValueError`` ``make()`` raises: one line."""
+    with pytest.raises(ValueError) as e:
+        make()
+    message = str(e.value)
+    assert "\n" not in message, message
+    return message
+
+
+def test_agent_dimensions_must_be_positive_integers():
+    from iql_tutorial import IQLAgent
+
+    for dims in ((3.7, 1), (0, 2), (True, 2), ("4", 2)):
+        assert "must be positive integers" in _agent_error(lambda d=dims: IQLAgent(*d))
+
+
+def test_agent_act_names_the_expected_shape_and_accepts_numpy():
+    from iql_tutorial import IQLAgent
+
+    agent = IQLAgent(4, 2, IQLConfig(hidden_dims=(8, 8)))
+    assert "shape (3, 5)" in _agent_error(lambda: agent.act(torch.zeros(3, 5))) and "[batch, 4]" in _agent_error(
+        lambda: agent.act(torch.zeros(3, 5))
+    )
+    assert agent.act(np.zeros((3, 4))).shape == (3, 2)  # numpy is converted (float32, the agent's device)
+    assert agent.act(np.zeros(4, dtype=np.float32)).shape == (2,)  # one observation
+
+
+def test_run_updates_refuses_a_negative_count_and_data_of_other_dimensions():
+    from iql_tutorial import IQLAgent
+    from iql_tutorial.data.transitions import synthetic_transitions
+
+    data = synthetic_transitions(100, "cpu", obs_dim=5, act_dim=2)
+    agent = IQLAgent(5, 2, IQLConfig(hidden_dims=(8, 8), batch_size=8))
+    assert "count must be a whole number of updates >= 0, got -5" in _agent_error(lambda: agent.run_updates(data, -5))
+    other = IQLAgent(4, 2, IQLConfig(hidden_dims=(8, 8), batch_size=8))
+    message = _agent_error(lambda: other.run_updates(data, 1))
+    assert "(100, 5)" in message and "(100, 2)" in message and "obs_dim=4, act_dim=2" in message
+    batch = data.sample(8, torch.Generator().manual_seed(0))
+    assert "obs_dim=4" in _agent_error(lambda: other.update(batch))
+    assert agent.num_updates == other.num_updates == 0
+
+
+def test_load_full_state_of_something_else_says_what_is_missing():
+    from iql_tutorial import IQLAgent
+
+    message = _agent_error(lambda: IQLAgent(4, 2).load_full_state({}))
+    assert message.startswith("The checkpoint lacks networks, actor_opt") and "another dataset" not in message

@@ -104,13 +104,13 @@ def test_no_private_name_is_used_across_modules():
 
 def test_an_upward_import_breaks_the_contract(tmp_path):
     """The contract test can fail: a copy of the package where core imports speed (an upward
-    import, and a cycle through the runner) is reported broken by the same lint-imports run."""
+    import, and a cycle through the benchmark) is reported broken by the same lint-imports run."""
     shutil.copytree(PACKAGE, tmp_path / "iql_tutorial", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
     losses = tmp_path / "iql_tutorial" / "core" / "losses.py"
-    losses.write_text(losses.read_text() + "\nfrom iql_tutorial.speed import runner  # noqa: E402,F401\n")
+    losses.write_text(losses.read_text() + "\nfrom iql_tutorial.speed import bench  # noqa: E402,F401\n")
     lint = Path(sys.executable).with_name("lint-imports")
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     r = subprocess.run([str(lint), "--no-cache"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "iql_tutorial.core.losses -> iql_tutorial.speed.runner" in r.stdout, r.stdout
+    assert "iql_tutorial.core.losses -> iql_tutorial.speed.bench" in r.stdout, r.stdout

@@ -23,7 +23,7 @@ def test_sweep_gathers_curves_and_skips_finished_runs(tiny_minari, tmp_path):
         iql_overrides={"hidden_dims": (8, 8), "batch_size": 8},
     )  # fmt: skip
     frame = run_sweep(cfg, progress=False)
-    assert set(frame["policy"]) == {"IQL", "BC"} and set(frame["seed"]) == {0, 1}
+    assert set(frame["policy"]) == {"awr", "bc"} and set(frame["seed"]) == {0, 1}  # identifiers, not labels
     assert len(frame) == 2 * 2 * 2  # two evaluations per run
     meta = json.loads((tmp_path / "results" / "t.json").read_text())
     assert len(meta["runs"]) == 4
@@ -92,3 +92,18 @@ first = sweep.code_commit()
 assert calls == ["git", "git"] and first and sweep.code_commit() == first == sweep.CODE_COMMIT, calls
 """
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_one_mapping_of_methods_reads_old_and_new_results():
+    """Identifiers (awr, bc) in new results, labels (IQL, BC) in the committed ones: both read, and
+    figures get the labels of ``core.methods.LABELS``."""
+    from iql_tutorial.core.methods import LABELS, identifier, label, with_identifiers, with_labels
+
+    sweeps = [p for p in sorted((REPO / "data" / "results").glob("*.csv")) if not p.name.startswith("naive")]
+    committed = pd.concat([pd.read_csv(p) for p in sweeps if "policy" in pd.read_csv(p, nrows=0).columns])
+    assert set(committed["policy"]) <= {"IQL", "BC"}  # written before the identifiers
+    assert set(with_identifiers(committed)["policy"]) <= {"awr", "bc"}
+    new = pd.DataFrame({"policy": ["awr", "bc"], "score": [1.0, 2.0]})
+    assert list(with_labels(new)["policy"]) == ["IQL", "BC"] and list(new["policy"]) == ["awr", "bc"]
+    assert list(with_labels(committed)["policy"]) == list(committed["policy"])
+    assert identifier("iql") == "awr" and label("bc") == "BC" and set(LABELS) == {"awr", "bc"}

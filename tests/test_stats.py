@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iql_tutorial.runs import stats
+from iql_tutorial.utils import stats
 
 
 def test_iqm_of_eight_known_scores_is_the_mean_of_the_middle_four():

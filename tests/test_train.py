@@ -14,10 +14,9 @@ import pytest
 import torch
 from helpers import Killed, train_config
 
-from iql_tutorial import IQLConfig
+from iql_tutorial import IQLAgent, IQLConfig
 from iql_tutorial.data import check_continuous, load_dataset
 from iql_tutorial.runs.train import TrainConfig, main, train
-from iql_tutorial.speed.runner import UpdateRunner
 
 torch.set_num_threads(1)
 SMALL = {"hidden_dims": (32, 32), "batch_size": 32, "actor_dropout": 0.1}
@@ -48,13 +47,13 @@ def test_train_writes_logs_and_checkpoint(data_root, tmp_path):
 
 
 def dying(original, at: int):
-    """``UpdateRunner.run_calls`` (the eager and compiled way into the update) that raises once the
-    agent reached ``at`` updates: the run dies at a log boundary, after the checkpoint at 40."""
+    """``IQLAgent.run_updates`` (the trainer's way into the update) that raises once the agent
+    reached ``at`` updates: the run dies at a log boundary, after the checkpoint at 40."""
 
-    def run(self, calls):
-        if self.agent.num_updates >= at:
+    def run(self, data, count, generator=None):
+        if self.num_updates >= at:
             raise Killed()
-        return original(self, calls)
+        return original(self, data, count, generator)
 
     return run
 
@@ -75,11 +74,11 @@ def assert_same_run(full, resumed) -> None:
 def test_killed_and_resumed_run_is_bit_identical(data_root, tmp_path, monkeypatch, mode):
     """Eager, and compiled (the CPU default; actor dropout included)."""
     full = train(config(tmp_path / "full", mode=mode), progress=False)
-    original = UpdateRunner.run_calls
-    monkeypatch.setattr(UpdateRunner, "run_calls", dying(original, 50))
+    original = IQLAgent.run_updates
+    monkeypatch.setattr(IQLAgent, "run_updates", dying(original, 50))
     with pytest.raises(Killed):
         train(config(tmp_path / "killed", mode=mode), progress=False)
-    monkeypatch.setattr(UpdateRunner, "run_calls", original)
+    monkeypatch.setattr(IQLAgent, "run_updates", original)
     assert list(pd.read_csv(tmp_path / "killed" / "train_log.csv")["step"]) == [10, 20, 30, 40, 50]
     resumed = train(config(tmp_path / "killed", mode=mode, resume=True), progress=False)
     assert_same_run(full, resumed)
@@ -247,3 +246,27 @@ def test_training_stays_off_the_dataset_making_code():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("order,mode", [("sequential", []), ("joint", ["--mode", "eager"])])
+def test_both_update_orders_train_from_the_command_line(data_root, tmp_path, order, mode):
+    """``--update-order sequential`` (its default mode, auto, runs it eagerly) and the joint order
+    train through the same command and the agent's own ``run_updates``."""
+    out = tmp_path / order
+    args = ["--dataset", DATA_ID, "--steps", "20", "--update-order", order, "--out", str(out), "--device", "cpu",
+            "--hidden-dims", "8", "8", "--batch-size", "8", "--eval-episodes", "0", "--log-every", "10",
+            "--checkpoint-every", "10", *mode]  # fmt: skip
+    assert main(args) == 0
+    logs = pd.read_csv(out / "train_log.csv")
+    assert list(logs["step"]) == [10, 20] and logs[["value_loss", "critic_loss", "actor_loss"]].notna().all().all()
+    assert json.loads((out / "run.json").read_text())["iql"]["update_order"] == order
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["agent"]["num_updates"] == 20
+
+
+def test_default_run_folder_names_the_policy_and_an_older_folder_still_reads(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert TrainConfig(dataset="a/b-v0", steps=10).out == "runs/a_b-v0-awr-seed0"
+    assert TrainConfig(dataset="a/b-v0", steps=10, iql=IQLConfig(policy="bc")).out == "runs/a_b-v0-bc-seed0"
+    (tmp_path / "runs" / "a_b-v0-iql-seed0").mkdir(parents=True)  # the name awr's folders had before
+    assert TrainConfig(dataset="a/b-v0", steps=10).out == "runs/a_b-v0-iql-seed0"

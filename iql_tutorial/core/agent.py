@@ -15,67 +15,48 @@ Update order (``IQLConfig.update_order``):
 - ``"sequential"`` (the official JAX code): update V first, then use the *updated* V for the
   advantage and the critic target (:func:`iql_tutorial.core.update.sequential_update`).
 
-The agent's ``mode`` says how the joint update runs (the runners of :mod:`iql_tutorial.speed.runner`):
+The agent's ``mode`` says how the joint update runs (:class:`iql_tutorial.core.runner.UpdateRunner`):
 ``"eager"`` calls ``iql_update``, ``"compile"`` calls it through ``torch.compile``, ``"cuda-graph"``
 replays it captured as a CUDA graph (``run_updates``). No host sync on the way: the losses come
 back as tensors, and the trainer reads them only at logging intervals.
+
+The road from ``IQLAgent.update`` to the algorithm: ``update`` -> ``UpdateRunner.update``
+(``core/runner.py``) -> ``iql_update`` (``core/update.py``); ``run_updates`` goes the same way
+through ``UpdateRunner.run``. The sequential order calls ``sequential_update`` directly.
+
+Learning rates: the config's (``value_lr``, ``critic_lr``, ``actor_lr`` and the actor's cosine
+schedule) in both orders. ``set_lr`` changes them; the optimizers' ``param_groups`` show the rate
+the last update used, and a rate written there directly is refused with a one-line error (the
+joint update would not read it).
 """
 
 from __future__ import annotations
 
 import copy
-import shutil
-from collections.abc import Callable
-from typing import Any, ClassVar
+import dataclasses
+import math
+import numbers
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from iql_tutorial.core import losses
 from iql_tutorial.core.config import IQLConfig
 from iql_tutorial.core.networks import GaussianPolicy, ReplicatedCritic, ValueNetwork
-from iql_tutorial.core.update import ACTION_CLIP, policy_weights, sequential_update
+from iql_tutorial.core.runner import MODES, UpdateFn, UpdateRunner, have_cpp_compiler, resolve_mode
+from iql_tutorial.core.update import ACTION_CLIP, Networks, actor_lr_at, policy_weights, sequential_update
 
 Batch = dict[str, Tensor]
-MODES = ("auto", "eager", "compile", "cuda-graph")
 __all__ = ["ACTION_CLIP", "MODES", "IQLAgent", "have_cpp_compiler", "resolve_mode"]
-
-
-def have_cpp_compiler() -> bool:
-    """Whether Inductor's CPU backend can find a C++ compiler."""
-    return any(shutil.which(c) for c in ("g++", "c++", "clang++"))
-
-
-def resolve_mode(mode: str, device: torch.device | str, update_order: str = "joint") -> tuple[str, str | None]:
-    """The mode to run and a one-line note when ``"auto"`` had to settle for a slower one.
-
-    ``"auto"``: ``"cuda-graph"`` on a CUDA device, ``"compile"`` on a CPU with a C++ compiler,
-    ``"eager"`` otherwise and for the sequential update order.
-    """
-    device = torch.device(device)
-    if mode not in MODES:
-        raise ValueError(f"mode={mode!r} is not one of {MODES}.")
-    if mode == "auto":
-        if update_order != "joint":
-            return "eager", "update_order='sequential' runs eagerly (three backward passes by design)."
-        if device.type == "cuda":
-            return "cuda-graph", None
-        if not have_cpp_compiler():
-            return "eager", "no C++ compiler found (g++/clang++): using the eager update; install one for ~2x."
-        return "compile", None
-    if mode != "eager" and update_order != "joint":
-        raise ValueError(
-            f"mode={mode!r} runs the joint update order's function; update_order='sequential' runs "
-            "eagerly only. Use mode='eager' (or 'auto'), or update_order='joint'."
-        )
-    if mode == "cuda-graph" and device.type != "cuda":
-        raise ValueError(f"mode='cuda-graph' needs a CUDA device, not {device}; use mode='compile' on a CPU.")
-    return mode, None
+#: what ``full_state`` writes and ``load_full_state`` needs
+STATE_KEYS = ("networks", "actor_opt", "critic_opt", "value_opt", "num_updates", "obs_dim", "act_dim")
 
 
 def _adam(params: list[nn.Parameter], lr: float) -> torch.optim.Adam:
     """Adam with the fused kernel where this PyTorch has it for the device; foreach otherwise.
-    The joint update steps Adam on these optimizers' own state tensors (``core.update.adam_``);
+    The joint update steps Adam on these optimizers' own state tensors (``core.adam.adam_``);
     the sequential one calls their ``step``."""
     try:
         return torch.optim.Adam(params, lr=lr, fused=True)
@@ -98,11 +79,6 @@ class IQLAgent(nn.Module):
             ``resolve_mode``).
     """
 
-    #: What runs the joint update in the agent's mode: ``iql_tutorial.speed.runner.UpdateRunner``,
-    #: plugged in by the package's ``__init__``. The speed layer wraps ``core.update``, so core
-    #: never imports it.
-    runner_class: ClassVar[Callable[..., Any] | None] = None
-
     def __init__(
         self,
         obs_dim: int,
@@ -113,9 +89,10 @@ class IQLAgent(nn.Module):
     ):
         super().__init__()
         self.config = config = config or IQLConfig()
+        dims = (obs_dim, act_dim)
+        if not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1 for d in dims):
+            raise ValueError(f"obs_dim and act_dim must be positive integers, got {obs_dim!r} and {act_dim!r}.")
         self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
-        if self.obs_dim < 1 or self.act_dim < 1:
-            raise ValueError(f"obs_dim and act_dim must be positive, got {obs_dim} and {act_dim}.")
         self.device = torch.device(device)
         k = config.reward_dim
         self.actor = GaussianPolicy(
@@ -133,10 +110,11 @@ class IQLAgent(nn.Module):
         self.value_opt = _adam(list(self.value.parameters()), config.value_lr)
         self.num_updates = 0
         self.mode, self.mode_note = resolve_mode(mode, self.device, config.update_order)
-        self._runners: dict[str, Any] = {}  # "batch": for update(batch); "data": the last dataset's
-        # torch.compile of this agent's update, made once by the speed layer's runner and shared
-        # by its runners (for given batches and for a dataset)
-        self.compiled_update: Callable[..., Any] | None = None
+        self._runners: dict[str, UpdateRunner] = {}  # "batch": for update(batch); "data": the last dataset's
+        # torch.compile of this agent's update, made once by its first runner and shared by the
+        # others (for given batches and for a dataset)
+        self.compiled_update: UpdateFn | None = None
+        self._lrs_shown: tuple[float, float, float] = (config.value_lr, config.critic_lr, config.actor_lr)
 
     # ------------------------------------------------------------------ pieces
     def target_q_min(self, obs: Tensor, act: Tensor) -> Tensor:
@@ -146,49 +124,135 @@ class IQLAgent(nn.Module):
 
     def policy_weights(self, target_q: Tensor, value: Tensor) -> Tensor:
         """AWR weights (Eq. 7), or all ones for behaviour cloning: [B]."""
-        return policy_weights(self, target_q, value)
+        return policy_weights(self.config, self.reward_weights, target_q, value)
 
     def optimizers(self) -> tuple[torch.optim.Adam, torch.optim.Adam, torch.optim.Adam]:
         """The value network's, the critics' and the actor's Adam, in the update's order."""
         return self.value_opt, self.critic_opt, self.actor_opt
 
+    def networks(self) -> Networks:
+        """The networks an update reads and writes (what ``iql_update`` is given)."""
+        return Networks(self.value, self.critic, self.target_critic, self.actor, self.reward_weights)
+
+    # ------------------------------------------------------------------ learning rates
+    def set_lr(self, value: float | None = None, critic: float | None = None, actor: float | None = None) -> None:
+        """Set the learning rates the updates use, in both update orders (the actor's is the base of
+        its cosine schedule when ``cosine_actor_lr``): a new ``config``. A compiled update is made
+        again on the next call (once)."""
+        changes = {
+            f"{k}_lr": float(v) for k, v in (("value", value), ("critic", critic), ("actor", actor)) if v is not None
+        }
+        for key, rate in changes.items():
+            if not (math.isfinite(rate) and rate > 0):
+                raise ValueError(f"set_lr: {key}={rate!r} must be a finite learning rate > 0.")
+        cfg = self.config
+        self.config = dataclasses.replace(
+            cfg,
+            value_lr=changes.get("value_lr", cfg.value_lr),
+            critic_lr=changes.get("critic_lr", cfg.critic_lr),
+            actor_lr=changes.get("actor_lr", cfg.actor_lr),
+        )
+        self._runners.clear()
+        self.compiled_update = None
+        self._show_lrs()
+
+    def _show_lrs(self) -> None:
+        """Write the rates of the last update (before any: the config's) into the optimizers'
+        ``param_groups``, where logs and ``torch.optim`` read them."""
+        cfg = self.config
+        rates = (cfg.value_lr, cfg.critic_lr, float(actor_lr_at(cfg, max(self.num_updates - 1, 0))))
+        for opt, rate in zip(self.optimizers(), rates, strict=True):
+            for group in opt.param_groups:
+                group["lr"] = rate
+        self._lrs_shown = rates
+
+    def _check_lrs(self) -> None:
+        """Refuse a learning rate written into an optimizer's ``param_groups`` by hand: the joint
+        update reads the config's rates, so it would change only what is logged."""
+        for name, opt, shown in zip(("value", "critic", "actor"), self.optimizers(), self._lrs_shown, strict=True):
+            for group in opt.param_groups:
+                if float(group["lr"]) != shown:
+                    raise ValueError(
+                        f"{name}_opt.param_groups' lr was set to {float(group['lr'])!r} by hand; the updates read "
+                        f"their rates from the agent's config: use agent.set_lr({name}={float(group['lr'])!r}) instead."
+                    )
+
+    # ------------------------------------------------------------------ checks
+    def _check_columns(self, obs: Tensor, actions: Tensor, what: str) -> None:
+        """A one-line ``ValueError`` when the data's columns are not this agent's dimensions."""
+        if obs.shape[-1:] != (self.obs_dim,) or actions.shape[-1:] != (self.act_dim,):
+            raise ValueError(
+                f"{what} has observations of shape {tuple(obs.shape)} and actions of shape {tuple(actions.shape)}, "
+                f"but this agent has obs_dim={self.obs_dim}, act_dim={self.act_dim}: make the agent with the "
+                "data's dimensions (IQLAgent(data.obs_dim, data.act_dim, ...))."
+            )
+
     # ------------------------------------------------------------------ update
     def update(self, batch: Batch) -> dict[str, Tensor]:
         """One IQL update on a batch with keys obs [B, d_s], actions [B, d_a], rewards [B, k],
         next_obs [B, d_s], terminals [B]. Returns detached metric tensors (no host sync)."""
+        self._check_columns(batch["obs"], batch["actions"], "The batch")
+        self._check_lrs()
         if self.config.update_order == "sequential":
-            return sequential_update(self, batch)
-        return self.runner().update(batch)
+            out = sequential_update(self.networks(), self.config, self.optimizers(), self.num_updates, batch)
+        else:
+            out = self.runner().update(batch, self.num_updates)
+        self.num_updates += 1
+        self._show_lrs()
+        return out
 
-    def runner(self, data: Any = None, generator: torch.Generator | None = None) -> Any:
+    def runner(self, data: Any = None, generator: torch.Generator | None = None) -> UpdateRunner:
         """The ``UpdateRunner`` of this agent's mode for ``data`` (None: for given batches).
 
         The runner of the last dataset asked for is kept (a CUDA graph is captured once while
         training goes on on the same data), and only that one: a dataset the agent has moved
         on from is not kept alive by it."""
-        if IQLAgent.runner_class is None:
-            raise RuntimeError("IQLAgent.runner_class is not set: import iql_tutorial (its __init__ sets it).")
         slot = "batch" if data is None else "data"
         r = self._runners.get(slot)
         if r is None or r.data is not data or r.generator is not generator:
             self._runners.pop(slot, None)  # the old runner (and its graph) goes before the new one is built
-            r = self._runners[slot] = IQLAgent.runner_class(self, data, generator)
+            r = UpdateRunner(
+                self.networks(), self.config, self.optimizers(), self.mode, self.device, data, generator,
+                fn=self.compiled_update, done=self.num_updates,
+            )  # fmt: skip
+            self._runners[slot] = r
+            if self.mode != "eager":
+                self.compiled_update = r.fn
         return r
 
     def run_updates(self, data: Any, count: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """``count`` updates on batches sampled on the device from ``data`` (a
-        ``Transitions``); returns the metrics of the last one. No host sync inside."""
+        """``count`` updates on batches sampled on the device from ``data`` (a ``Transitions``),
+        in the agent's update order; returns the metrics of the last one. No host sync inside."""
+        if not isinstance(count, numbers.Integral) or isinstance(count, bool) or count < 0:
+            raise ValueError(f"run_updates: count must be a whole number of updates >= 0, got {count!r}.")
+        self._check_columns(data.obs, data.actions, "The data")
+        out: dict[str, Tensor] = {}
         if self.config.update_order == "sequential":
-            out: dict[str, Tensor] = {}
             for _ in range(count):
                 out = self.update(data.sample(self.config.batch_size, generator))
             return out
-        return self.runner(data, generator).run(count)
+        if count == 0:
+            return out
+        self._check_lrs()
+        out = self.runner(data, generator).run(int(count), self.num_updates)
+        self.num_updates += int(count)
+        self._show_lrs()
+        return out
 
     # ------------------------------------------------------------------ acting
     @torch.no_grad()
-    def act(self, obs: Tensor, epsilon: float = 0.0, generator: torch.Generator | None = None) -> Tensor:
-        """Actions in [-1, 1] for a batch of observations: the mode, or epsilon-greedy."""
+    def act(self, obs: Tensor | np.ndarray, epsilon: float = 0.0, generator: torch.Generator | None = None) -> Tensor:
+        """Actions in [-1, 1] for observations ``[..., obs_dim]`` (a batch ``[B, obs_dim]``, or one
+        ``[obs_dim]``): the mode, or epsilon-greedy. A numpy array is converted (float32, on the
+        agent's device); a last dimension other than ``obs_dim`` raises a one-line ``ValueError``."""
+        if isinstance(obs, np.ndarray):
+            obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        if not isinstance(obs, Tensor) or obs.dim() == 0 or obs.shape[-1] != self.obs_dim:
+            shape = tuple(obs.shape) if isinstance(obs, Tensor) else type(obs).__name__
+            raise ValueError(
+                f"agent.act: observations of shape {shape} do not fit this agent: expected [batch, {self.obs_dim}] "
+                f"or [{self.obs_dim}] (obs_dim={self.obs_dim})."
+            )
         was_training = self.actor.training
         self.actor.eval()
         try:
@@ -222,7 +286,14 @@ class IQLAgent(nn.Module):
         }
 
     def load_full_state(self, state: dict[str, Any]) -> None:
-        """Restore ``full_state()``; a shape mismatch raises a ``ValueError`` saying which."""
+        """Restore ``full_state()``; a missing entry or a shape mismatch raises a one-line
+        ``ValueError`` saying which."""
+        missing = [k for k in STATE_KEYS if k not in state]
+        if missing:
+            raise ValueError(
+                f"The checkpoint lacks {', '.join(missing)}: it is not an IQLAgent's full_state(). Load a "
+                "checkpoint this package wrote (its 'agent' entry), or start a new run."
+            )
         dims = (state.get("obs_dim"), state.get("act_dim"))
         if dims != (self.obs_dim, self.act_dim):
             raise ValueError(
@@ -235,3 +306,4 @@ class IQLAgent(nn.Module):
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.value_opt.load_state_dict(state["value_opt"])
         self.num_updates = int(state["num_updates"])
+        self._show_lrs()  # the rates this config gives at this point of the schedule

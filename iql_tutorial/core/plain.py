@@ -8,22 +8,57 @@ the benchmark can time the package beside it.
 
 It follows the package's default ``update_order="joint"``: every loss uses the value network
 before this step's update.
+
+What is not the point of a comparison is shared with chapter 5's from-scratch learner: ``mlp``
+(the networks) and ``copy_agent_weights`` (an ``IQLAgent``'s weights into such networks, so both
+start from the same point).
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 
-def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_dim)
-    )
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
+    """Linear layers with ReLUs between them: ``in_dim -> hidden... -> out_dim``."""
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(in_dim, h), nn.ReLU()]
+        in_dim = h
+    return nn.Sequential(*layers, nn.Linear(in_dim, out_dim))
+
+
+@torch.no_grad()
+def copy_agent_weights(
+    agent: Any,
+    value: nn.Module,
+    critics: Sequence[nn.Module],
+    target_critics: Sequence[nn.Module],
+    actor_mean: nn.Module,
+    log_std: Tensor,
+) -> None:
+    """Copy an ``IQLAgent``'s weights into plain networks (``mlp``s): its value network, each critic
+    replica and each target critic into its own MLP, the policy's mean network and log-std."""
+
+    def copy_replicas(replicated: Any, mlps: Sequence[nn.Module]) -> None:
+        layers = [*replicated.hidden, replicated.out]  # each holds every replica: weight [N, in, out]
+        for i, q in enumerate(mlps):
+            linears = [m for m in q.modules() if isinstance(m, nn.Linear)]
+            for lin, rep in zip(linears, layers, strict=True):
+                lin.weight.copy_(rep.weight[i].T)
+                lin.bias.copy_(rep.bias[i, 0])
+
+    copy_replicas(agent.critic, critics)
+    copy_replicas(agent.target_critic, target_critics)
+    value.load_state_dict(agent.value.net.state_dict())
+    actor_mean.load_state_dict(agent.actor.net.state_dict())
+    log_std.copy_(agent.actor.log_std)
 
 
 class PlainIQL:
@@ -44,10 +79,10 @@ class PlainIQL:
         total_steps: int = 1_000_000,
         device: str | torch.device = "cpu",
     ) -> None:
-        self.critics = [_mlp(obs_dim + act_dim, hidden, 1).to(device) for _ in range(num_critics)]
+        self.critics = [mlp(obs_dim + act_dim, (hidden, hidden), 1).to(device) for _ in range(num_critics)]
         self.target_critics = [copy.deepcopy(q) for q in self.critics]
-        self.value = _mlp(obs_dim, hidden, 1).to(device)
-        self.actor = _mlp(obs_dim, hidden, act_dim).to(device)
+        self.value = mlp(obs_dim, (hidden, hidden), 1).to(device)
+        self.actor = mlp(obs_dim, (hidden, hidden), act_dim).to(device)
         self.log_std = nn.Parameter(torch.zeros(act_dim, device=device))
         self.critic_opt = torch.optim.Adam([p for q in self.critics for p in q.parameters()], lr=lr)
         self.value_opt = torch.optim.Adam(self.value.parameters(), lr=lr)
@@ -100,20 +135,6 @@ class PlainIQL:
             "actor_loss": actor_loss.detach(),
         }
 
-    @torch.no_grad()
     def load_from_agent(self, agent: Any) -> None:
         """Copy the weights of an ``IQLAgent`` (2-layer MLPs) so both start from the same point."""
-
-        def copy_replicas(replicated: Any, critics: list[nn.Sequential]) -> None:
-            layers = [*replicated.hidden, replicated.out]
-            for i, q in enumerate(critics):
-                linears = [m for m in q if isinstance(m, nn.Linear)]
-                for lin, ens in zip(linears, layers, strict=True):
-                    lin.weight.copy_(ens.weight[i].T)
-                    lin.bias.copy_(ens.bias[i, 0])
-
-        copy_replicas(agent.critic, self.critics)
-        copy_replicas(agent.target_critic, self.target_critics)
-        self.value.load_state_dict(agent.value.net.state_dict())
-        self.actor.load_state_dict(agent.actor.net.state_dict())
-        self.log_std.copy_(agent.actor.log_std)
+        copy_agent_weights(agent, self.value, self.critics, self.target_critics, self.actor, self.log_std)

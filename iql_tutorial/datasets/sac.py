@@ -267,6 +267,27 @@ def train_sac(
         json.dumps({"env_id": env_id, "total_steps": total_steps, "seed": seed, **asdict(config)}, indent=2) + "\n"
     )
     env = gym.make(env_id)
+    try:
+        return _train_sac(env, env_id, total_steps, out_dir, config, seed, snapshot_every, eval_episodes,
+                          checkpoint_dir, checkpoint_every, progress)  # fmt: skip
+    finally:
+        env.close()
+
+
+def _train_sac(
+    env: gym.Env,
+    env_id: str,
+    total_steps: int,
+    out_dir: Path,
+    config: SACConfig,
+    seed: int,
+    snapshot_every: int,
+    eval_episodes: int,
+    checkpoint_dir: str | Path | None,
+    checkpoint_every: int,
+    progress: bool,
+) -> tuple[SAC, ReplayBuffer, TrainState]:
+    """``train_sac``'s loop: environment steps, updates, snapshots and checkpoints."""
     space = box(env.action_space)
     obs_dim, act_dim = box(env.observation_space).shape[0], space.shape[0]
     agent = SAC(obs_dim, act_dim, config, seed=seed)
@@ -277,19 +298,7 @@ def train_sac(
     sampler = torch.Generator().manual_seed(seed + 1)  # the batches
     ckpt = Path(checkpoint_dir) / "sac_checkpoint.pt" if checkpoint_dir else None
     if ckpt is not None and ckpt.exists():
-        saved = load_checkpoint_file(ckpt)
-        agent.load_state_dict(saved["agent"])
-        part = saved["buffer"]
-        for k, v in part.items():
-            getattr(buf.storage, k)[: len(v)] = v
-        buf.size = len(part["obs"])
-        st = saved["state"]
-        state = TrainState(int(st["step"]), int(st["episode"]), float(st["cpu_seconds"]),
-                           [tuple(x) for x in st["curve"]], [tuple(x) for x in st["evals"]])  # fmt: skip
-        rng.bit_generator.state = saved["rng"]
-        gen.set_state(saved["gen"])
-        sampler.set_state(saved["sampler"])
-        torch.set_rng_state(saved["torch_rng"])
+        state = _resume(load_checkpoint_file(ckpt), agent, buf, rng, gen, sampler)
     obs, _ = env.reset(seed=seed + 1_000_000 + state.episode)
     ep_ret, ep_len = 0.0, 0
     t0 = time.process_time() - state.cpu_seconds
@@ -317,17 +326,8 @@ def train_sac(
             bar.set_postfix(ret=f"{state.curve[-1][1]:.0f}", alpha=f"{float(logs['alpha']):.3f}", refresh=False)
         bar.update(1)
         if state.step % snapshot_every == 0:
-            cpu = state.cpu_seconds = time.process_time() - t0
-            rets = evaluate_policy(agent.actor, env_id, eval_episodes, seed=10_000 + state.step)
-            state.evals.append((state.step, float(rets.mean()), float(rets.std())))
-            save_policy(
-                agent.actor,
-                out_dir / "snapshots" / f"step_{state.step:07d}",
-                {"env_id": env_id, "env_steps": state.step, "eval_return_mean": float(rets.mean()),
-                 "eval_return_std": float(rets.std()), "eval_episodes": eval_episodes, "cpu_seconds": cpu,
-                 "seed": seed, "sac_config": asdict(config)},
-            )  # fmt: skip
-            _write_curves(out_dir, state)
+            state.cpu_seconds = time.process_time() - t0
+            _snapshot(agent, env_id, out_dir, state, eval_episodes, {"seed": seed, "sac_config": asdict(config)})
         if ckpt is not None and state.step % checkpoint_every == 0 and state.step < total_steps:
             state.cpu_seconds = time.process_time() - t0
             # a resumed run starts a fresh episode, as this one does: the cut episode is marked
@@ -345,8 +345,48 @@ def train_sac(
         np.savez(Path(checkpoint_dir) / "replay.npz", **replay_arrays(buf))  # type: ignore[arg-type]
         assert ckpt is not None
         _save_checkpoint(ckpt, agent, buf, state, rng, gen, sampler)
-    env.close()
     return agent, buf, state
+
+
+def _resume(
+    saved: dict[str, Any],
+    agent: SAC,
+    buf: ReplayBuffer,
+    rng: np.random.Generator,
+    gen: torch.Generator,
+    sampler: torch.Generator,
+) -> TrainState:
+    """Restore a training checkpoint (``load_checkpoint_file``) into the agent, the buffer and the
+    generators; the progress it records."""
+    agent.load_state_dict(saved["agent"])
+    part = saved["buffer"]
+    for k, v in part.items():
+        getattr(buf.storage, k)[: len(v)] = v
+    buf.size = len(part["obs"])
+    st = saved["state"]
+    rng.bit_generator.state = saved["rng"]
+    gen.set_state(saved["gen"])
+    sampler.set_state(saved["sampler"])
+    torch.set_rng_state(saved["torch_rng"])
+    return TrainState(int(st["step"]), int(st["episode"]), float(st["cpu_seconds"]),
+                      [tuple(x) for x in st["curve"]], [tuple(x) for x in st["evals"]])  # fmt: skip
+
+
+def _snapshot(
+    agent: SAC, env_id: str, out_dir: Path, state: TrainState, eval_episodes: int, info: dict[str, Any]
+) -> None:
+    """Evaluate the actor (deterministic), save it as ``snapshots/step_<N>`` with its return, and
+    rewrite the curves."""
+    rets = evaluate_policy(agent.actor, env_id, eval_episodes, seed=10_000 + state.step)
+    state.evals.append((state.step, float(rets.mean()), float(rets.std())))
+    save_policy(
+        agent.actor,
+        out_dir / "snapshots" / f"step_{state.step:07d}",
+        {"env_id": env_id, "env_steps": state.step, "eval_return_mean": float(rets.mean()),
+         "eval_return_std": float(rets.std()), "eval_episodes": eval_episodes, "cpu_seconds": state.cpu_seconds,
+         **info},
+    )  # fmt: skip
+    _write_curves(out_dir, state)
 
 
 def load_checkpoint_file(path: str | Path) -> dict[str, Any]:

@@ -33,6 +33,7 @@ trainer calls only when it logs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import fields
 
@@ -40,9 +41,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from iql_tutorial.core import losses
 from iql_tutorial.core.agent import IQLAgent
-from iql_tutorial.core.update import ACTION_CLIP
+from iql_tutorial.core.update import ACTION_CLIP, NETWORKS, iql_losses
 from iql_tutorial.data.transitions import Transitions
 
 DIAG_COLUMNS = ["step", "td_error", "expectile_loss", "log_likelihood", "weighted_log_likelihood", "weight_mean",
@@ -87,29 +87,28 @@ def split_episodes(t: Transitions, fraction: float, seed: int) -> tuple[Transiti
 @torch.no_grad()
 def diagnostic_sums(agent: IQLAgent, batch: dict[str, Tensor]) -> dict[str, Tensor]:
     """Per-batch sums (tensors on the device) of what ``offline_diagnostics`` averages:
-    ``td``, ``expectile``, ``logp``, ``wlogp`` and ``w`` (float64, 0-d)."""
-    cfg = agent.config
-    obs, act, rew = batch["obs"], batch["actions"], batch["rewards"]
-    next_obs, term = batch["next_obs"], batch["terminals"]
+    ``td``, ``expectile``, ``logp``, ``wlogp`` and ``w`` (float64, 0-d): the update's own losses
+    (``iql_losses``) on the networks' weights, with AWR weights whatever the policy choice."""
+    cfg = dataclasses.replace(agent.config, policy="awr")
+    nets = agent.networks()
+    params: dict[str, dict[str, Tensor]] = {
+        name: dict(net.named_parameters()) for name, net in zip(NETWORKS, nets.trained(), strict=True)
+    }
+    obs, act, rew, next_obs, term = (batch[k] for k in ("obs", "actions", "rewards", "next_obs", "terminals"))
     if cfg.clip_actions:  # as the update does, before the critics and the log-likelihood
         act = act.clamp(-ACTION_CLIP, ACTION_CLIP)
-    y = losses.td_target(rew, agent.value(next_obs), term, cfg.gamma)  # [B, k]
-    td = (agent.critic(obs, act) - y.unsqueeze(0)).square().sum(-1).mean(0)  # [B]: mean over replicas
-    target_q = losses.replica_min(agent.target_critic(obs, act), agent.reward_weights)
-    value = agent.value(obs)
-    expectile = losses.value_loss_per_sample(target_q, value, cfg.expectile, agent.reward_weights,
-                                             cfg.sign_aware_expectile)  # fmt: skip
-    w = losses.awr_weights(losses.advantage(target_q, value, agent.reward_weights), cfg.beta, cfg.max_weight)
     was_training = agent.actor.training
     agent.actor.eval()  # no dropout: the policy that would act
     try:
-        logp = agent.actor.log_prob(obs, act)
+        _, (_, per_sample) = iql_losses(params, nets, cfg, obs, act, rew, next_obs, term)
     finally:
         agent.actor.train(was_training)
+    td = per_sample["critic"] / cfg.num_critics  # [B]: Eq. (6) sums over the replicas; this is their mean
+    w, logp = per_sample["weights"], per_sample["log_prob"]
     d = torch.float64
     return {
         "td": td.sum(dtype=d),
-        "expectile": expectile.sum(dtype=d),
+        "expectile": per_sample["value"].sum(dtype=d),
         "logp": logp.sum(dtype=d),
         "wlogp": (w * logp).sum(dtype=d),
         "w": w.sum(dtype=d),

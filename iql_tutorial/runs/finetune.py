@@ -31,6 +31,7 @@ from torch import Tensor
 
 from iql_tutorial.core.agent import IQLAgent
 from iql_tutorial.core.config import IQLConfig
+from iql_tutorial.core.runner import MODES
 from iql_tutorial.data import OfflineDataset, load_dataset
 from iql_tutorial.data.buffer import ReplayBuffer
 from iql_tutorial.data.loader import flatten_obs
@@ -39,7 +40,6 @@ from iql_tutorial.runs.cli import add_fields, given
 from iql_tutorial.runs.evaluation import evaluate
 from iql_tutorial.runs.folder import Interrupted, RunFolder, differences, read_run_json, run_command
 from iql_tutorial.runs.train import EVAL_COLUMNS, TRAIN_COLUMNS, check_data, compile_note, normalize_previous
-from iql_tutorial.speed.runner import MODES
 from iql_tutorial.utils import (
     live_status,
     progress_bar,
@@ -197,137 +197,172 @@ def _finetune(
     dataset: OfflineDataset | None,
     progress: bool,
 ) -> FinetuneResult:
-    offline_dir, out = Path(cfg.offline_run), folder.path
     identity = {
-        "offline_run": str(offline_dir.resolve()),
+        "offline_run": str(Path(cfg.offline_run).resolve()),
         **{k: v for k, v in asdict(cfg).items() if k not in NOT_IDENTITY},
     }
     ckpt = folder.resume_or_start(identity, cfg.resume, progress=progress)
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
+    dataset = _online_dataset(cfg, offline_run, offline_ckpt, dataset, device)
+    plan = decide_threads(device)  # as the trainer does (utils.threads; IQL_THREADS overrides)
+    for note in plan.apply():
+        print(f"note: {note}", file=sys.stderr)
+    online = Online(cfg, folder, _offline_agent(cfg, offline_ckpt, dataset, device), dataset)
+    logs = (CsvLog(folder.path / "train_log.csv", ["env_step", *TRAIN_COLUMNS]),
+            CsvLog(folder.path / "eval_log.csv", EVAL_COLUMNS))  # fmt: skip
+    if ckpt is not None:
+        online.restore(ckpt, logs)
+    else:  # a fresh run, or one killed before its first checkpoint: start its logs over
+        folder.start(identity, list(logs))
+        if cfg.eval_episodes > 0:  # the offline policy's score, as step 0 of the online phase
+            result = evaluate(online.agent, dataset, cfg.eval_episodes, seed=cfg.seed * 100_003)
+            logs[1].append({**result, "step": 0, "wall_s": 0.0})
+    bar = progress_bar(cfg.online_steps, online.env_step, f"online {offline_run['dataset']}", "env step", progress)
+    compiling = compile_note(online.agent.mode) if online.env_step < cfg.online_steps else None
+    if progress and compiling and live_status():
+        print(compiling, file=sys.stderr)
+    try:
+        _online_loop(online, plan, logs, bar)
+    except KeyboardInterrupt:
+        raise Interrupted(folder.path, folder.progress_step, folder.saved_step) from None
+    finally:
+        bar.close()  # the bar ends its line before any message that follows (an error's one line included)
+    return FinetuneResult(folder.path, online.agent, dataset, online.buffer, logs[0].frame(), logs[1].frame())
+
+
+def _online_dataset(
+    cfg: FinetuneConfig,
+    offline_run: dict[str, Any],
+    offline_ckpt: dict[str, Any],
+    dataset: OfflineDataset | None,
+    device: torch.device,
+) -> OfflineDataset:
+    """The offline run's dataset (loaded as it trained on it, unless given), checked to be the data
+    the offline run trained on, with an environment to collect online data in."""
     if dataset is None:
         dataset = load_dataset(offline_run["dataset"], device=device, reward_norm=offline_run["reward_norm"],
                                reward_dim=IQLConfig.from_dict(offline_ckpt["agent"]["config"]).reward_dim)  # fmt: skip
-    check_data(offline_run, offline_dir, dataset, action="fine-tune")  # the data the offline run trained on
+    check_data(offline_run, Path(cfg.offline_run), dataset, action="fine-tune")  # the data the offline run trained on
     if not dataset.has_env:
         raise ValueError(
             f"dataset {dataset.dataset_id} names no environment (imported without --env), so there is nothing to "
             "collect online data in: fine-tuning needs one; re-import it with --env ENV_ID."
         )
+    return dataset
+
+
+def _offline_agent(
+    cfg: FinetuneConfig, offline_ckpt: dict[str, Any], dataset: OfflineDataset, device: torch.device
+) -> IQLAgent:
+    """The offline run's final agent, its actor at its base learning rate again: the offline cosine
+    schedule ended at 0 (the critics and value never decayed). ``set_lr`` reaches the update in
+    either update order."""
     iql = IQLConfig.from_dict({**offline_ckpt["agent"]["config"], "cosine_actor_lr": False})
-    plan = decide_threads(device)  # as the trainer does (utils.threads; IQL_THREADS overrides)
-    for note in plan.apply():
-        print(f"note: {note}", file=sys.stderr)
     agent = IQLAgent(dataset.obs_dim, dataset.act_dim, iql, device, mode=cfg.mode)
     agent.load_full_state(offline_ckpt["agent"])
-    # The offline cosine schedule ends at a learning rate of 0: the online phase runs the actor
-    # at its base learning rate again (the critics and value never decayed).
-    for group in agent.actor_opt.param_groups:
-        group["lr"] = iql.actor_lr
-    offline_updates = agent.num_updates
-    buffer = ReplayBuffer(dataset.transitions, len(dataset.transitions) + cfg.online_steps)
-    sampler = torch.Generator(device=device).manual_seed(cfg.seed)
-    act_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
-    train_log, eval_log = (
-        CsvLog(out / "train_log.csv", ["env_step", *TRAIN_COLUMNS]),
-        CsvLog(out / "eval_log.csv", EVAL_COLUMNS),
-    )
-    env_step, episode = 0, 0
-    if ckpt is not None:
-        agent.load_full_state(ckpt["agent"])  # restores the online actor learning rate too
-        buffer.restore_online_part(ckpt["online"])
-        sampler.set_state(ckpt["sampler"])
-        act_gen.set_state(ckpt["act_gen"])
+    agent.set_lr(actor=iql.actor_lr)
+    return agent
+
+
+class Online:
+    """The online phase's moving parts: the agent, the mixed buffer, the generators and the clock
+    (``env_step``, ``episode``); what a checkpoint keeps and ``restore`` reads back."""
+
+    def __init__(self, cfg: FinetuneConfig, folder: RunFolder, agent: IQLAgent, dataset: OfflineDataset) -> None:
+        device = agent.device
+        self.cfg, self.folder, self.agent, self.dataset = cfg, folder, agent, dataset
+        self.offline_updates = agent.num_updates
+        self.buffer = ReplayBuffer(dataset.transitions, len(dataset.transitions) + cfg.online_steps)
+        self.sampler = torch.Generator(device=device).manual_seed(cfg.seed)
+        self.act_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+        self.env_step, self.episode, self.saved_at = 0, 0, -1
+
+    def restore(self, ckpt: dict[str, Any], logs: tuple[CsvLog, CsvLog]) -> None:
+        """Continue from a checkpoint of this run; the logs lose the rows written after it."""
+        self.agent.load_full_state(ckpt["agent"])
+        self.buffer.restore_online_part(ckpt["online"])
+        self.sampler.set_state(ckpt["sampler"])
+        self.act_gen.set_state(ckpt["act_gen"])
         set_rng_state(ckpt["rng"])
-        env_step, episode = int(ckpt["env_step"]), int(ckpt["episode"])
-        train_log.truncate_after(env_step)
-        eval_log.truncate_after(env_step)
-    else:  # a fresh run, or one killed before its first checkpoint: start its logs over
-        folder.start(identity, [train_log, eval_log])
-        if cfg.eval_episodes > 0:  # the offline policy's score, as step 0 of the online phase
-            eval_log.append(
-                {**evaluate(agent, dataset, cfg.eval_episodes, seed=cfg.seed * 100_003), "step": 0, "wall_s": 0.0}
-            )
+        self.env_step, self.episode = int(ckpt["env_step"]), int(ckpt["episode"])
+        self.saved_at = self.env_step
+        for log in logs:
+            log.truncate_after(self.env_step)
 
-    env = dataset.make_env()
-    space = env.observation_space
-    first_id = int(dataset.transitions.episode_ids.max()) + 1
-    bar = progress_bar(cfg.online_steps, env_step, f"online {offline_run['dataset']}", "env step", progress)
-    t0 = time.perf_counter()
-    checkpoint_due = False
-    saved_at = env_step if ckpt is not None else -1
-
-    def save(at: int, next_episode: int) -> None:
-        nonlocal saved_at
+    def save(self, next_episode: int) -> None:
+        """A checkpoint at ``env_step`` (at an episode's end: a resume starts the next one)."""
         state = {
-            "agent": agent.full_state(),
-            "online": buffer.online_part(),
-            "sampler": sampler.get_state(),
-            "act_gen": act_gen.get_state(),
+            "agent": self.agent.full_state(),
+            "online": self.buffer.online_part(),
+            "sampler": self.sampler.get_state(),
+            "act_gen": self.act_gen.get_state(),
             "rng": rng_state(),
-            "env_step": at,
+            "env_step": self.env_step,
             "episode": next_episode,
-            "offline_updates": offline_updates,
+            "offline_updates": self.offline_updates,
         }
-        folder.save(state, at)
-        saved_at = at
+        self.folder.save(state, self.env_step)
+        self.saved_at = self.env_step
 
-    compiling = compile_note(agent.mode) if env_step < cfg.online_steps else None
-    if progress and compiling and live_status():
-        print(compiling, file=sys.stderr)
-    folder.progress_step = env_step
+    def reset(self, env: gym.Env) -> np.ndarray:
+        """The first observation of the current episode (seeded by its number)."""
+        return _flat(env.observation_space, env.reset(seed=self.cfg.seed * 1_000_003 + self.episode)[0])
+
+    def step(self, env: gym.Env, obs: np.ndarray, first_id: int) -> tuple[np.ndarray, bool]:
+        """One environment step with the policy's sampled action, stored in the buffer as the
+        offline data is (its reward transformed alike): the next observation, and whether the
+        episode ended."""
+        device, dataset = self.agent.device, self.dataset
+        a = self.agent.act(torch.as_tensor(obs, dtype=torch.float32, device=device)[None], 1.0, self.act_gen)
+        a_np = a[0].cpu().numpy()
+        nxt, r, term, trunc, _ = env.step(dataset.action_scaler.to_env(a_np).astype(env.action_space.dtype))
+        nxt = _flat(env.observation_space, nxt)
+        reward = float(r) * dataset.reward_scale + dataset.reward_shift
+        self.buffer.add(obs, a_np, reward, nxt, term, trunc, first_id + self.episode)
+        self.env_step += 1
+        self.folder.progress_step = self.env_step
+        return nxt, bool(term or trunc)
+
+
+def _online_loop(online: Online, plan: Any, logs: tuple[CsvLog, CsvLog], bar: Any) -> None:
+    """Alternate one environment step and ``updates_per_step`` updates on the mixed buffer up to
+    ``online_steps``; log, evaluate and checkpoint (at episode ends: exact resume) on the way."""
+    cfg, agent, (train_log, eval_log) = online.cfg, online.agent, logs
+    env = online.dataset.make_env()
+    first_id = int(online.dataset.transitions.episode_ids.max()) + 1
+    t0, checkpoint_due = time.perf_counter(), False
+    online.folder.progress_step = online.env_step
+    metrics: dict[str, Tensor] = {}
     try:
-        metrics: dict[str, Tensor] = {}
-        obs = _flat(space, env.reset(seed=cfg.seed * 1_000_003 + episode)[0])
-        while env_step < cfg.online_steps:
-            with torch.no_grad():
-                a = agent.act(
-                    torch.as_tensor(obs, dtype=torch.float32, device=device)[None], epsilon=1.0, generator=act_gen
-                )
-            a_np = a[0].cpu().numpy()
-            nxt, r, term, trunc, _ = env.step(dataset.action_scaler.to_env(a_np).astype(env.action_space.dtype))
-            nxt = _flat(space, nxt)
-            buffer.add(
-                obs, a_np, float(r) * dataset.reward_scale + dataset.reward_shift, nxt, term, trunc, first_id + episode
-            )
+        obs = online.reset(env)
+        while online.env_step < cfg.online_steps:
+            obs, ended = online.step(env, obs, first_id)
             plan.adjust()  # an adaptive plan: one thread fewer while another process holds a core
             for _ in range(cfg.updates_per_step):
-                metrics = agent.update(buffer.sample(iql.batch_size, sampler))
-            env_step += 1
-            folder.progress_step = env_step
+                metrics = agent.update(online.buffer.sample(agent.config.batch_size, online.sampler))
             bar.update(1)
-            obs = nxt
+            env_step = online.env_step
             if env_step % cfg.log_every == 0:
                 row = {k: float(v) for k, v in metrics.items() if v.dim() == 0}
-                row.update(
-                    step=env_step,
-                    env_step=env_step,
-                    actor_lr=float(agent.actor_opt.param_groups[0]["lr"]),
-                    wall_s=time.perf_counter() - t0,
-                )
-                train_log.append(row)
+                lr = float(agent.actor_opt.param_groups[0]["lr"])
+                train_log.append({**row, "step": env_step, "env_step": env_step, "actor_lr": lr,
+                                  "wall_s": time.perf_counter() - t0})  # fmt: skip
             if cfg.eval_episodes > 0 and (env_step % cfg.eval_every == 0 or env_step == cfg.online_steps):
-                result = evaluate(agent, dataset, cfg.eval_episodes, seed=cfg.seed * 100_003 + env_step)
+                result = evaluate(agent, online.dataset, cfg.eval_episodes, seed=cfg.seed * 100_003 + env_step)
                 eval_log.append({**result, "step": env_step, "wall_s": time.perf_counter() - t0})
                 bar.set_postfix(score=f"{result.get('score_mean', result['return_mean']):.1f}", refresh=False)
-            if env_step % cfg.checkpoint_every == 0:
-                checkpoint_due = True
-            if term or trunc:
-                episode += 1
+            checkpoint_due = checkpoint_due or env_step % cfg.checkpoint_every == 0
+            if ended:
+                online.episode += 1
                 if checkpoint_due or env_step == cfg.online_steps:  # only at episode boundaries: exact resume
-                    save(env_step, episode)
+                    online.save(online.episode)
                     checkpoint_due = False
-                obs = _flat(space, env.reset(seed=cfg.seed * 1_000_003 + episode)[0])
-        if saved_at != cfg.online_steps:  # the budget ended mid-episode: the final agent, for the record
-            save(env_step, episode + 1)  # (a resume of a finished run only reads it; no episode continues)
-    except KeyboardInterrupt:
-        raise Interrupted(out, folder.progress_step, folder.saved_step) from None
+                obs = online.reset(env)
+        if online.saved_at != cfg.online_steps:  # the budget ended mid-episode: the final agent, for the record
+            online.save(online.episode + 1)  # (a resume of a finished run only reads it; no episode continues)
     finally:
-        # the bar ends its line before any message that follows (an error's one line included)
-        bar.close()
         env.close()
-
-    return FinetuneResult(out, agent, dataset, buffer, train_log.frame(), eval_log.frame())
 
 
 def done_table(result: FinetuneResult) -> str:

@@ -79,11 +79,11 @@ import pandas as pd
 import torch
 
 from iql_tutorial.core.config import POLICY_MODES
+from iql_tutorial.core.runner import MODES
 from iql_tutorial.runs.checkpoint import load_checkpoint, write_error
 from iql_tutorial.runs.cli import add_fields, field_docs, given
 from iql_tutorial.runs.folder import ERRORS, Interrupted, one_line, read_run_json
 from iql_tutorial.runs.train import TrainConfig, default_steps, preset_config, train
-from iql_tutorial.speed.runner import MODES
 from iql_tutorial.utils import atomic_write_text, resolve_device
 
 DEFAULT_DATASETS = [
@@ -251,7 +251,7 @@ def sweep_run(
         }
     log = pd.read_csv(out / "eval_log.csv")
     log.insert(0, "seed", seed)
-    log.insert(0, "policy", "IQL" if policy == "awr" else "BC")
+    log.insert(0, "policy", policy)  # the identifier (awr, bc); figures show core.methods.LABELS
     log.insert(0, "dataset", dataset)
     return log, entry
 

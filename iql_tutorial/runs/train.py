@@ -36,6 +36,7 @@ import torch
 
 from iql_tutorial.core.agent import IQLAgent
 from iql_tutorial.core.config import POLICY_MODES, PRIORITIES, UPDATE_ORDERS, IQLConfig
+from iql_tutorial.core.runner import MODES
 from iql_tutorial.data import OfflineDataset, Transitions, load_dataset
 from iql_tutorial.data.loader import check_dataset_id, describe_fingerprint, reward_dim_message
 from iql_tutorial.runs.checkpoint import CsvLog
@@ -43,7 +44,6 @@ from iql_tutorial.runs.cli import add_fields, given
 from iql_tutorial.runs.diagnostics import DIAG_COLUMNS, offline_diagnostics, split_episodes
 from iql_tutorial.runs.evaluation import evaluate
 from iql_tutorial.runs.folder import Interrupted, RunFolder, run_command
-from iql_tutorial.speed.runner import MODES, UpdateRunner
 from iql_tutorial.utils import (
     live_status,
     progress_bar,
@@ -103,8 +103,9 @@ class TrainConfig:
         device: auto, cpu or cuda[:N].
         mode: how each update runs: auto (the fastest here), eager, compile or cuda-graph.
         seed: seeds the networks, the sampler and the evaluation episodes.
-        out: run folder (default runs/<dataset, every / as _>-<iql, or the policy>-seed<seed>, e.g.
-            runs/iqlbook_pendulum_medium-replay-v0-iql-seed0).
+        out: run folder (default runs/<dataset, every / as _>-<policy>-seed<seed>, e.g.
+            runs/iqlbook_pendulum_medium-replay-v0-awr-seed0; an existing folder of the older name
+            with -iql- for awr is used as it is).
         resume: continue the run in out (bit-identical on a CPU).
         reward_norm: none, locomotion or shift; None: the dataset's preset.
         eval_every: evaluate every this many steps (and at the last step).
@@ -159,7 +160,9 @@ class TrainConfig:
         if self.out is None:
             name = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.dataset)
             policy = self.iql.policy if self.iql is not None else "awr"
-            self.out = str(Path("runs") / f"{name}-{'iql' if policy == 'awr' else policy}-seed{self.seed}")
+            out = Path("runs") / f"{name}-{policy}-seed{self.seed}"
+            older = Path("runs") / f"{name}-iql-seed{self.seed}"  # the name awr's folders had (read, not made)
+            self.out = str(older if policy == "awr" and older.exists() and not out.exists() else out)
 
     def iql_config(self) -> IQLConfig:
         """The learner's config: ``iql`` (or the preset) with ``total_steps = steps``."""
@@ -325,11 +328,10 @@ def _train(cfg: TrainConfig, folder: RunFolder, dataset: OfflineDataset | None, 
         print(compiling, file=sys.stderr)
 
     t0 = time.perf_counter() - wall_offset
-    runner = UpdateRunner(agent, train_data, sampler)
     bar = progress_bar(cfg.steps, start, f"{iql.policy} {cfg.dataset}", "step", progress)
     s = start
     try:
-        _loop(cfg, folder, agent, runner, sampler, dataset, val_data, evaluating, bar, (train_log, eval_log, diag_log),
+        _loop(cfg, folder, agent, train_data, sampler, dataset, val_data, evaluating, bar, (train_log, eval_log, diag_log),
               t0, s)  # fmt: skip
     except KeyboardInterrupt:
         raise Interrupted(out, folder.progress_step, folder.saved_step) from None
@@ -345,7 +347,7 @@ def _loop(
     cfg: TrainConfig,
     folder: RunFolder,
     agent: IQLAgent,
-    runner: UpdateRunner,
+    train_data: Transitions,
     sampler: torch.Generator,
     dataset: OfflineDataset,
     val_data: Transitions | None,
@@ -364,7 +366,7 @@ def _loop(
         s_next = min(
             cfg.steps, *((s // every + 1) * every for every in (cfg.log_every, cfg.eval_every, cfg.checkpoint_every))
         )
-        metrics = runner.run(s_next - s)
+        metrics = agent.run_updates(train_data, s_next - s, sampler)
         bar.update(s_next - s)
         s = folder.progress_step = s_next
         if s % cfg.log_every == 0 or s % cfg.checkpoint_every == 0 or s == cfg.steps:  # read where logged or saved

@@ -10,7 +10,7 @@ What it measures is what a user gets:
   benchmark exports nothing. The plain contender is ``core/plain.py``'s ``PlainIQL`` at PyTorch's
   defaults (a plain script). The package contender is the trainer's default path: the thread
   plan of :func:`iql_tutorial.utils.threads.decide_threads` (printed), applied as the trainer
-  applies it, then ``IQLAgent(..., mode="auto")`` and ``agent.runner(data, generator).run(n)``,
+  applies it, then ``IQLAgent(..., mode="auto")`` and ``agent.run_updates(data, n, generator)``,
   called for 10 updates at a time with the plan's ``adjust()`` before each call.
 - Both sample their batches on the device from the same synthetic table (1M transitions;
   HalfCheetah's shapes: observation 17, action 6; batch 256; 2x256 MLPs; 2 critics; fp32), so
@@ -39,6 +39,7 @@ prints are formatted by :mod:`iql_tutorial.speed.report`, and other processes' l
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shlex
@@ -149,13 +150,13 @@ def _make_contender(kind: str, shapes: Shapes, device: str, mode: str) -> tuple[
 
         return run, info
     agent = IQLAgent(shapes.obs, shapes.act, cfg, dev, mode=mode)
-    runner = agent.runner(data, torch.Generator(device=dev).manual_seed(1))
+    sampler = torch.Generator(device=dev).manual_seed(1)
     info["mode"] = agent.mode
     if agent.mode == "compile":
-        from iql_tutorial.speed.runner import default_inductor_options
+        from iql_tutorial.core.runner import default_inductor_options
 
         info["inductor"] = repr(default_inductor_options(dev))
-    return runner.run, info
+    return functools.partial(agent.run_updates, data, generator=sampler), info
 
 
 def _peak_rss_mb() -> float | None:
@@ -363,7 +364,7 @@ class Settings:
 
     @property
     def chunk(self) -> int:
-        """Updates per call (runner.run(10), the trainer's runner.run(n) in pieces)."""
+        """Updates per call (agent.run_updates(data, 10), the trainer's run_updates(data, n) in pieces)."""
         return min(self.steps, 10)
 
     def worker_args(self) -> list[str]:

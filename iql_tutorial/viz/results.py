@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
-from iql_tutorial.runs.stats import Interval, iqm
+from iql_tutorial.utils.stats import Interval, iqm
 from iql_tutorial.viz.style import book_rc
 
 # The width of the book's text column in inches at 100 dpi.

@@ -1,4 +1,4 @@
-"""The one IQL update (:func:`iql_tutorial.core.update.iql_update`) run three ways.
+"""How the one IQL update (:func:`iql_tutorial.core.update.iql_update`) runs: three ways.
 
 - ``"eager"``: call the function as it is (Python runs every kernel).
 - ``"compile"``: ``torch.compile(iql_update, fullgraph=True)``: Inductor fuses the elementwise
@@ -7,24 +7,26 @@
 - ``"cuda-graph"``: the compiled function, with the batch indices drawn inside it, captured once
   as a CUDA graph and replayed: one launch per update instead of a few hundred. Needs CUDA.
 
-:class:`UpdateRunner` is what calls it: it hands the function the agent's Adam states and a device
-counter of updates, and keeps the agent's host counter ``num_updates`` and its actor optimizer's
-logged ``lr`` in step, so logging, checkpoints and a later update carry on exactly.
-``resolve_mode("auto", ...)`` (:mod:`iql_tutorial.core.agent`) picks the fastest mode the
-machine supports and says why when it falls back.
+:class:`UpdateRunner` calls it: it is given the networks, the config and the optimizers (an
+``IQLAgent`` makes one in ``IQLAgent.runner``), hands the function their Adam states and a device
+counter of updates, and returns how many updates it ran; the agent keeps its host counter
+``num_updates`` and the optimizers' logged learning rates. ``resolve_mode("auto", ...)`` picks the
+fastest mode the machine supports and says why when it falls back.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+import shutil
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from iql_tutorial.core.agent import MODES, IQLAgent, have_cpp_compiler, resolve_mode
-from iql_tutorial.core.update import TABLE_KEYS, adam_state, cosine_lr, iql_update
+from iql_tutorial.core.adam import adam_state
+from iql_tutorial.core.config import IQLConfig
+from iql_tutorial.core.update import TABLE_KEYS, Networks, iql_update
 from iql_tutorial.utils import first_line, threads
 
 __all__ = [
@@ -38,11 +40,45 @@ __all__ = [
     "resolve_mode",
 ]
 
+MODES = ("auto", "eager", "compile", "cuda-graph")
 ADAPT_CHUNK = 10  # updates between two looks at the machine's load (an adaptive thread plan)
+UpdateFn = Callable[..., dict[str, Tensor]]
+
+
+def have_cpp_compiler() -> bool:
+    """Whether Inductor's CPU backend can find a C++ compiler."""
+    return any(shutil.which(c) for c in ("g++", "c++", "clang++"))
+
+
+def resolve_mode(mode: str, device: torch.device | str, update_order: str = "joint") -> tuple[str, str | None]:
+    """The mode to run and a one-line note when ``"auto"`` had to settle for a slower one.
+
+    ``"auto"``: ``"cuda-graph"`` on a CUDA device, ``"compile"`` on a CPU with a C++ compiler,
+    ``"eager"`` otherwise and for the sequential update order.
+    """
+    device = torch.device(device)
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r} is not one of {MODES}.")
+    if mode == "auto":
+        if update_order != "joint":
+            return "eager", "update_order='sequential' runs eagerly (three backward passes by design)."
+        if device.type == "cuda":
+            return "cuda-graph", None
+        if not have_cpp_compiler():
+            return "eager", "no C++ compiler found (g++/clang++): using the eager update; install one for ~2x."
+        return "compile", None
+    if mode != "eager" and update_order != "joint":
+        raise ValueError(
+            f"mode={mode!r} runs the joint update order's function; update_order='sequential' runs "
+            "eagerly only. Use mode='eager' (or 'auto'), or update_order='joint'."
+        )
+    if mode == "cuda-graph" and device.type != "cuda":
+        raise ValueError(f"mode='cuda-graph' needs a CUDA device, not {device}; use mode='compile' on a CPU.")
+    return mode, None
 
 
 def default_inductor_options(device: torch.device) -> dict[str, Any]:
-    """Inductor settings for the compiled step, each measured in the performance appendix.
+    """Inductor settings for the compiled update, each measured in the performance appendix.
 
     On a CPU: ``cpp_wrapper`` (the compiled graph's kernel calls are made from C++, not a Python
     wrapper); single-threaded elementwise kernels (``cpp.min_chunk_size``) when the thread plan
@@ -67,10 +103,10 @@ def default_inductor_options(device: torch.device) -> dict[str, Any]:
     return options
 
 
-def compiled(agent: IQLAgent, options: dict[str, Any] | None = None) -> Callable[..., dict[str, Tensor]]:
-    """``torch.compile`` of ``iql_update`` for ``agent``; a failed first compilation says why."""
-    opts = default_inductor_options(agent.device) if options is None else options
-    fn = torch.compile(functools.partial(iql_update, agent), fullgraph=True, dynamic=False, options=opts or None)
+def compiled(nets: Networks, cfg: IQLConfig, device: torch.device, options: dict[str, Any] | None = None) -> UpdateFn:
+    """``torch.compile`` of ``iql_update`` for these networks; a failed first compilation says why."""
+    opts = default_inductor_options(device) if options is None else options
+    fn = torch.compile(functools.partial(iql_update, nets, cfg), fullgraph=True, dynamic=False, options=opts or None)
     state = {"ok": False}
 
     def call(*args: Any) -> dict[str, Tensor]:
@@ -132,20 +168,21 @@ class CudaGraphUpdate:
     the first replayed update is the first real update.
     """
 
-    def __init__(self, runner: UpdateRunner, data: Any, backend: Any = None, warmup: int = 3) -> None:
+    def __init__(self, runner: UpdateRunner, data: Any, done: int, backend: Any = None, warmup: int = 3) -> None:
         self.runner, self.backend = runner, backend or TorchCudaGraph()
-        agent, fn = runner.agent, runner.fn
-        bs, n = agent.config.batch_size, len(data)
+        fn, bs, n = runner.fn, runner.cfg.batch_size, len(data)
         tables = tuple(getattr(data, k) for k in TABLE_KEYS)
-        runner.sync_counter()
-        m, v, t = adam_state(agent)
+        runner.sync_counter(done)
+        m, v, t = runner.adam_state()
 
         def one() -> dict[str, Tensor]:
             idx = torch.randint(0, n, (bs,), device=data.device)
             return fn(m, v, t, runner.counter, idx, *tables)
 
+        nets = [x for x in runner.nets if isinstance(x, torch.nn.Module)]
+        weights = [x for net in nets for x in (*net.parameters(), *net.buffers())]
         states = (x for g in (m, v, t) for xs in g for x in xs)
-        mutable = [*agent.parameters(), *agent.buffers(), runner.counter, *states]
+        mutable = [*weights, runner.counter, *states]
         saved = [x.detach().clone() for x in mutable]
         rng = self.backend.get_rng()
         side = self.backend.warmup_stream()
@@ -158,8 +195,8 @@ class CudaGraphUpdate:
         self.backend.set_rng(rng)
         self.outputs = self.backend.capture(one, mutable)
 
-    def run(self, count: int) -> dict[str, Tensor]:
-        self.runner.sync_counter()
+    def run(self, count: int, done: int) -> dict[str, Tensor]:
+        self.runner.sync_counter(done)
         for _ in range(count):
             self.backend.replay()
         self.runner.advance(count)
@@ -167,58 +204,74 @@ class CudaGraphUpdate:
 
 
 class UpdateRunner:
-    """Runs an agent's updates in its mode (``agent.mode``), several per Python call.
+    """Runs the joint update (``iql_update``) in a mode, several updates per Python call.
 
     Args:
-        agent: the learner (``update_order="joint"``).
-        data: the transitions (a ``Transitions`` on the agent's device), for ``run``.
+        nets: the networks (``IQLAgent.networks()``).
+        cfg: the hyperparameters (``update_order="joint"``).
+        optimizers: the value network's, the critics' and the actor's ``torch.optim.Adam``, whose
+            state tensors the update steps.
+        mode: ``"eager"``, ``"compile"`` or ``"cuda-graph"`` (``resolve_mode``).
+        device: where the networks live.
+        data: the transitions (a ``Transitions`` on the device), for ``run``.
         generator: the sampler's generator for the eager and compiled modes (the CUDA graph draws
             with the default CUDA generator, seeded by ``torch.manual_seed``).
+        fn: a compiled update of these networks to reuse (``compiled``); made here when None.
         backend: the CUDA-graph capture backend (tests pass a CPU stand-in).
+        done: the updates done so far (where a CUDA graph's counter starts).
+
+    ``update`` and ``run`` take ``done``, the updates done before (the schedule and the Polyak
+    period read it), and return the metrics of the last update.
     """
 
     def __init__(
-        self, agent: IQLAgent, data: Any = None, generator: torch.Generator | None = None, backend: Any = None
+        self,
+        nets: Networks,
+        cfg: IQLConfig,
+        optimizers: Sequence[torch.optim.Optimizer],
+        mode: str,
+        device: torch.device,
+        data: Any = None,
+        generator: torch.Generator | None = None,
+        fn: UpdateFn | None = None,
+        backend: Any = None,
+        done: int = 0,
     ) -> None:
-        if agent.config.update_order != "joint":
+        if cfg.update_order != "joint":
             raise ValueError("UpdateRunner runs the joint update; update_order='sequential' uses agent.update.")
-        self.agent, self.data, self.generator, self.mode = agent, data, generator, agent.mode
-        # refuses an optimizer that is not plain Adam, before anything runs
-        adam_state(agent)
-        self.counter = torch.zeros((), device=agent.device)  # updates done, on the device
-        self._counter_host = -1  # the num_updates it holds; -1: not set yet
-        if self.mode == "eager":
-            self.fn: Callable[..., dict[str, Tensor]] = functools.partial(iql_update, agent)
+        self.nets, self.cfg, self.optimizers, self.mode = nets, cfg, tuple(optimizers), mode
+        self.data, self.generator = data, generator
+        self.adam_state()  # refuses an optimizer that is not plain Adam, before anything runs
+        self.counter = torch.zeros((), device=device)  # updates done, on the device
+        self._counter_host = -1  # the count it holds; -1: not set yet
+        if mode == "eager":
+            self.fn: UpdateFn = functools.partial(iql_update, nets, cfg)
         else:
-            if agent.compiled_update is None:
-                agent.compiled_update = compiled(agent)
-            self.fn = agent.compiled_update
+            self.fn = fn if fn is not None else compiled(nets, cfg, device)
         self.graph: CudaGraphUpdate | None = None
-        if self.mode == "cuda-graph" and data is not None:
-            self.graph = CudaGraphUpdate(self, data, backend)
+        if mode == "cuda-graph" and data is not None:
+            self.graph = CudaGraphUpdate(self, data, done, backend)
 
-    def sync_counter(self) -> None:
-        """Point the device counter at the agent's ``num_updates`` if it moved elsewhere (a fresh
-        runner, a loaded checkpoint, an update through another runner)."""
-        if self._counter_host != self.agent.num_updates:
-            self.counter.fill_(float(self.agent.num_updates))
-            self._counter_host = self.agent.num_updates
+    def adam_state(self) -> tuple[list[list[Tensor]], list[list[Tensor]], list[list[Tensor]]]:
+        """The Adam states of the three networks (read again before every run: loading a
+        checkpoint replaces the optimizers' state tensors)."""
+        return adam_state(self.nets.trained(), self.optimizers)
+
+    def sync_counter(self, done: int) -> None:
+        """Point the device counter at ``done`` if it moved elsewhere (a fresh runner, a loaded
+        checkpoint, an update through another runner)."""
+        if self._counter_host != done:
+            self.counter.fill_(float(done))
+            self._counter_host = done
 
     def advance(self, n: int) -> None:
-        """Account for ``n`` updates done on the device: the host counter and the logged ``lr``."""
-        agent = self.agent
-        agent.num_updates += n
-        self._counter_host = agent.num_updates
-        if agent.config.cosine_actor_lr and agent.num_updates > 0:
-            # the rate the last update used, for the logs
-            lr = float(cosine_lr(agent.config.actor_lr, agent.num_updates - 1, agent.config.total_steps))
-            for group in agent.actor_opt.param_groups:
-                group["lr"] = lr
+        """Account for ``n`` updates done on the device."""
+        self._counter_host += n
 
-    def run_calls(self, calls: Iterable[tuple[Tensor | None, ...]]) -> dict[str, Tensor]:
+    def run_calls(self, done: int, calls: Iterable[tuple[Tensor | None, ...]]) -> dict[str, Tensor]:
         """``fn(*adam states, counter, *call)`` for every call; the metrics of the last (not synced)."""
-        self.sync_counter()
-        m, v, t = adam_state(self.agent)
+        self.sync_counter(done)
+        m, v, t = self.adam_state()
         out: dict[str, Tensor] = {}
         n = 0
         for call in calls:
@@ -227,31 +280,31 @@ class UpdateRunner:
         self.advance(n)
         return out
 
-    def update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    def update(self, batch: dict[str, Tensor], done: int) -> dict[str, Tensor]:
         """One update on a given batch (eager or compiled; the CUDA graph samples its own)."""
-        return self.run_calls([(None, *(batch[k] for k in TABLE_KEYS))])
+        return self.run_calls(done, [(None, *(batch[k] for k in TABLE_KEYS))])
 
-    def run_sampled(self, count: int) -> dict[str, Tensor]:
+    def run_sampled(self, count: int, done: int) -> dict[str, Tensor]:
         """``count`` updates on uniform batches of ``data``, indices drawn with ``torch.randint``
         (the same draws as ``data.sample``)."""
-        data, bs = self.data, self.agent.config.batch_size
+        data, bs = self.data, self.cfg.batch_size
         tables = tuple(getattr(data, k) for k in TABLE_KEYS)
         draw = functools.partial(torch.randint, 0, len(data), (bs,), device=data.device, generator=self.generator)
-        return self.run_calls((draw(), *tables) for _ in range(count))
+        return self.run_calls(done, ((draw(), *tables) for _ in range(count)))
 
-    def run(self, count: int) -> dict[str, Tensor]:
+    def run(self, count: int, done: int) -> dict[str, Tensor]:
         """``count`` updates on uniform batches of ``data``; the metrics of the last one.
 
         Under an adaptive thread plan (``utils.threads``, the trainer's default on a CPU) the
         updates run in chunks of ``ADAPT_CHUNK``, the thread count looked at before each, so a
         neighbour that starts mid-call costs at most one chunk at the stalled rate."""
         if self.graph is not None:
-            return self.graph.run(count)
+            return self.graph.run(count, done)
         plan = threads.applied_plan()
-        if plan is None or not plan.adaptive or self.agent.device.type != "cpu":
-            return self.run_sampled(count)
+        if plan is None or not plan.adaptive or self.counter.device.type != "cpu":
+            return self.run_sampled(count, done)
         out: dict[str, Tensor] = {}
         for start in range(0, count, ADAPT_CHUNK):
             plan.adjust()
-            out = self.run_sampled(min(ADAPT_CHUNK, count - start))
+            out = self.run_sampled(min(ADAPT_CHUNK, count - start), done + start)
         return out
