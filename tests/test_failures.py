@@ -154,6 +154,8 @@ def test_finetune_refuses_a_finetuning_folder_and_an_unfinished_run(tiny_minari,
     assert "is a fine-tuning folder, not an offline run" in line and f"--offline-run {offline}" in line
     run = json.loads((offline / "run.json").read_text())
     (offline / "run.json").write_text(json.dumps({**run, "steps": 200}))  # as if killed at 20 of 200
+    ckpt = torch.load(offline / "checkpoint.pt", weights_only=True)
+    torch.save({**ckpt, "run": {**ckpt["run"], "steps": 200}}, offline / "checkpoint.pt")  # its checkpoint too
     assert finetune_module.main(["--offline-run", str(offline), "--out", str(tmp_path / "y"), *common]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert "stopped at step 20 of 200" in line and "--allow-unfinished" in line

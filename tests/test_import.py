@@ -396,7 +396,7 @@ def test_a_killed_import_leaves_no_writer_and_the_next_command_removes_its_folde
     hidden = [p for p in root.iterdir() if p.name.startswith(".import-") and p.is_dir()]
     assert len(hidden) == 1
     proc.kill()  # SIGKILL: no handler runs
-    proc.communicate(timeout=30)
+    proc.communicate(timeout=120)
     deadline = time.time() + 10
     while not gone(writer) and time.time() < deadline:
         time.sleep(0.05)
@@ -411,7 +411,7 @@ def test_sigterm_stops_an_import_and_its_writer_and_leaves_nothing(root, tmp_pat
     path = save(logged(), tmp_path / "a.npz")
     proc, writer = start_paused_import(tmp_path, root, import_cmd(path, "me/test/term-v0"), "-")
     proc.terminate()
-    _, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert err.strip() == "interrupted: nothing was imported (an existing dataset with this id is unchanged)."
     assert gone(writer)

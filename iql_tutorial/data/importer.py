@@ -820,11 +820,21 @@ def _write_isolated(tmp_root: Path, dataset_id: str, root: Path, write: Any) -> 
     sys.stderr.flush()
     parent = os.getpid()
     read_end, write_end = os.pipe()  # the result: through a pipe, which a full disk cannot stop
-    pid = os.fork()
+    # Ctrl-C and SIGTERM wait until the fork is done: one that came during it would be raised in
+    # an at-fork callback (logging's), where Python ignores it, and the import would go on
+    stops = {signal.SIGINT, signal.SIGTERM}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        raise
     if pid == 0:  # the child: never returns
         code = 1
         os.close(read_end)
         try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a SIGTERM to the writer ends it at once
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             _die_with_parent(parent)
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(fd, 1)
@@ -842,6 +852,7 @@ def _write_isolated(tmp_root: Path, dataset_id: str, root: Path, write: Any) -> 
             os._exit(code)
     os.close(write_end)
     try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a stop that came meanwhile is raised here
         with os.fdopen(read_end, "rb") as pipe:
             text = pipe.read().decode(errors="replace")
         _, status = os.waitpid(pid, 0)

@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 
 # The writer itself is shared with the importer of logged data, so it lives in ``data``
+from iql_tutorial.data.importer import dataset_lock
 from iql_tutorial.data.loader import datasets_path
 from iql_tutorial.data.minari_writer import Episode, compact_hdf5, create_compact
 
@@ -103,15 +104,17 @@ def write_dataset(
     for i, ep in enumerate(episodes):
         check_episode(ep, f"{dataset_id} episode {i}")
     d = dataset_dir(dataset_id)
-    if d.exists():
-        if not force:
-            raise FileExistsError(f"Dataset {dataset_id} exists at {d}; pass force=True (--force) to rebuild it.")
-        shutil.rmtree(d)
-    return create_compact(
-        dataset_id, episodes, env_id, observation_space=observation_space, action_space=action_space,
-        ref_min_score=float(ref_min_score), ref_max_score=float(ref_max_score), description=description,
-        algorithm_name=algorithm_name, author=author,
-    )  # fmt: skip
+    datasets_path().mkdir(parents=True, exist_ok=True)
+    with dataset_lock(datasets_path(), dataset_id):  # one writer per dataset, as for imports
+        if d.exists():
+            if not force:
+                raise FileExistsError(f"Dataset {dataset_id} exists at {d}; pass force=True (--force) to rebuild it.")
+            shutil.rmtree(d)
+        return create_compact(
+            dataset_id, episodes, env_id, observation_space=observation_space, action_space=action_space,
+            ref_min_score=float(ref_min_score), ref_max_score=float(ref_max_score), description=description,
+            algorithm_name=algorithm_name, author=author,
+        )  # fmt: skip
 
 
 def read_episodes(dataset_id: str) -> list[Episode]:
