@@ -112,3 +112,20 @@ def test_naive_run_logs_q_and_monte_carlo_and_resumes(tiny_minari, tmp_path):
     # another run's settings in the same folder are refused, naming what differs
     with pytest.raises(ValueError, match="steps 40 there, 80 now"):
         naive_run(NaiveConfig(**{**cfg.__dict__, "steps": 80}), progress=False)
+
+
+def test_plot_q_against_mc_draws_each_policy_and_the_monte_carlo_line():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from iql_tutorial.viz.overestimation import plot_q_against_mc, short_name
+
+    rows = [{"dataset": ds, "policy": pol, "seed": s, "step": st, "q_mean": q * (st + 1), "mc_mean": mc}
+            for ds, mc in (("iqlbook/hopper/medium-v0", 300.0), ("iqlbook/hopper/medium-replay-v0", 100.0))
+            for pol, q in (("naive", 5.0), ("IQL", 1.0)) for s in (0, 1) for st in (0, 1000, 2000)]  # fmt: skip
+    fig = plot_q_against_mc(pd.DataFrame(rows), ["iqlbook/hopper/medium-v0", "iqlbook/hopper/medium-replay-v0"])
+    ax = fig.axes[0]
+    assert ax.get_title() == "hopper medium" and short_name("iqlbook/hopper/medium-replay-v0") == "hopper medium-replay"
+    # 2 policies x (2 seeds + their mean) lines, and the Monte Carlo line at the probe's value
+    assert len(ax.lines) == 2 * 3 + 1 and ax.lines[-1].get_ydata()[0] == 300.0
+    assert list(ax.lines[0].get_xdata()) == [1000, 2000]  # step 0 is left off the log axis
