@@ -103,9 +103,8 @@ class IQL:
     def __init__(self, obs_dim: int, act_dim: int, args, device="cpu"):
         hidden = (args.hidden, args.hidden)
         self.value = mlp(obs_dim, 1, hidden).to(device)
-        self.critics = nn.ModuleList(
-            mlp(obs_dim + act_dim, 1, hidden) for _ in range(2)
-        ).to(device)
+        critics = (mlp(obs_dim + act_dim, 1, hidden) for _ in range(2))
+        self.critics = nn.ModuleList(critics).to(device)
         self.targets = copy.deepcopy(self.critics).requires_grad_(False)
         self.actor = Policy(obs_dim, act_dim, hidden).to(device)
         # one Adam each; the three losses never share a parameter
