@@ -476,6 +476,15 @@ def test_data_list_shows_damaged_datasets_as_broken(root, capsys):
     assert "me/test/garbage-v0: metadata.json cannot be read (JSONDecodeError)" in out
     assert "me/test/deleted-v0: main_data.hdf5 is missing" in out
     assert "me/test/truncated-v0: main_data.hdf5 cannot be opened (truncated, 0.0 MB)" in out
+    book = root / "iqlbook/pendulum/medium-v0/data"  # one of the book's, damaged: its row says so
+    book.mkdir(parents=True)
+    (book / "metadata.json").write_text("garbage")
+    (book / "main_data.hdf5").write_bytes(b"")
+    assert data_main(["list"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("iqlbook/pendulum/medium-v0"))
+    assert row.endswith(
+        "broken: metadata.json cannot be read (JSONDecodeError) (rebuild: data build pendulum-medium --force)"
+    )
 
 
 @pytest.mark.parametrize("value", ["", "file"])
