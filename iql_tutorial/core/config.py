@@ -112,11 +112,9 @@ class IQLConfig:
                 continue
             if kind == "name" and isinstance(value, str):
                 continue
-            if kind == "counts" and isinstance(value, (tuple, list)) and all(_is_count(v) for v in value):
+            if kind == "counts" and _is_sequence(value) and all(_is_count(v) for v in value):
                 continue
-            if kind == "numbers" and (
-                value is None or (isinstance(value, (tuple, list)) and all(_is_number(v) for v in value))
-            ):
+            if kind == "numbers" and (value is None or (_is_sequence(value) and all(_is_number(v) for v in value))):
                 continue
             want = {
                 "count": "an integer",
@@ -208,6 +206,10 @@ _KINDS = {
     "hidden_dims": "counts",
     "reward_weights": "numbers",
 }  # fmt: skip
+
+
+def _is_sequence(v: Any) -> bool:
+    return isinstance(v, (tuple, list)) or (isinstance(v, np.ndarray) and v.ndim == 1)
 
 
 def _is_count(v: Any) -> bool:
