@@ -17,6 +17,7 @@ import torch
 from helpers import REPO, minari_path
 
 from iql_tutorial import IQLAgent, IQLConfig
+from iql_tutorial.core.plain import copy_agent_weights
 from iql_tutorial.data.loader import load_dataset
 from iql_tutorial.runs.train import TrainConfig, preset_config, train
 
@@ -86,21 +87,6 @@ def test_networks_are_initialised_as_the_package_does(sf):
     assert torch.equal(agent.actor.log_std, torch.zeros(3))
 
 
-@torch.no_grad()
-def copy_weights(agent: IQLAgent, mine) -> None:
-    """The package agent's weights into the single file's networks (the critic replicas are
-    stored [N, in, out] in one module; ``nn.Linear`` stores [out, in])."""
-    for replicated, critics in ((agent.critic, mine.critics), (agent.target_critic, mine.targets)):
-        for i, q in enumerate(critics):
-            linears = [m for m in q if isinstance(m, torch.nn.Linear)]
-            for lin, layer in zip(linears, [*replicated.hidden, replicated.out], strict=True):
-                lin.weight.copy_(layer.weight[i].T)
-                lin.bias.copy_(layer.bias[i, 0])
-    mine.value.load_state_dict(agent.value.net.state_dict())
-    mine.actor.net.load_state_dict(agent.actor.net.state_dict())
-    mine.actor.log_std.copy_(agent.actor.log_std)
-
-
 def weights(agent: IQLAgent) -> dict[str, torch.Tensor]:
     """Every weight of a package agent, named, critics split into their replicas as nn.Linear
     layouts (so that they compare with the single file's)."""
@@ -133,7 +119,7 @@ def test_update_equals_the_package_update_on_the_same_batches_and_weights(sf, bo
     torch.manual_seed(1)
     agent = IQLAgent(obs_dim, act_dim, IQLConfig(hidden_dims=(32, 32), total_steps=4))
     mine = sf.IQL(obs_dim, act_dim, sf.parse_args(["--hidden", "32", "--steps", "4"]))
-    copy_weights(agent, mine)
+    copy_agent_weights(agent, mine.value, mine.critics, mine.targets, mine.actor.net, mine.actor.log_std)
     start = {name: w.clone() for name, w in weights(agent).items()}
     assert start.keys() == single_file_weights(mine).keys()
     for name, w in single_file_weights(mine).items():
