@@ -99,16 +99,16 @@ TRAIN = ["--dataset", "tests/pendulum/tiny-v0", "--device", "cpu", "--mode", "ea
 PAUSED = """
 import sys, time
 from pathlib import Path
-from iql_tutorial.runs import checkpoint
+from iql_tutorial.runs import csvlog
 ready, go, at = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-append = checkpoint.CsvLog.append
+append = csvlog.CsvLog.append
 def paused(self, row):
     append(self, row)
     if self.path.name == "train_log.csv" and int(row["step"]) == at:
         ready.touch()
         while not go.exists():
             time.sleep(0.02)
-checkpoint.CsvLog.append = paused
+csvlog.CsvLog.append = paused
 from iql_tutorial.runs.train import main
 sys.exit(main(sys.argv[4:]))
 """

@@ -84,6 +84,8 @@ OLD_MODULES = {
     "iql_tutorial.fast": "iql_tutorial.core.runner",
     "iql_tutorial.speed.runner": "iql_tutorial.core.runner",
     "iql_tutorial.speed.threads": "iql_tutorial.utils.threads",
+    "iql_tutorial.runs.checkpoint": "iql_tutorial.runs.csvlog",
+    "iql_tutorial.runs.stats": "iql_tutorial.utils.stats",
     "iql_tutorial.bench": "iql_tutorial.speed.bench",
     **{f"iql_tutorial.{m}": f"iql_tutorial.runs.{m}" for m in ("train", "finetune", "evaluation", "checkpoint")},
     "iql_tutorial.results": "iql_tutorial.runs.sweep",

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from iql_tutorial.runs.checkpoint import load_checkpoint
 from iql_tutorial.runs.sweep import SweepConfig, main, run_sweep, run_tag
+from iql_tutorial.utils import load_checkpoint
 
 torch.set_num_threads(1)
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from helpers import Killed, assert_same_state, minari_path, small_iql
 
-from iql_tutorial.runs.checkpoint import CsvLog
+from iql_tutorial.runs.csvlog import CsvLog
 from iql_tutorial.runs.finetune import finetune
 from iql_tutorial.runs.train import train
 

@@ -1,4 +1,4 @@
-"""iql_tutorial.runs.stats against numbers computed by hand on tiny arrays, and the bootstrap
+"""iql_tutorial.utils.stats against numbers computed by hand on tiny arrays, and the bootstrap
 interval's coverage on a simulated distribution."""
 
 from __future__ import annotations

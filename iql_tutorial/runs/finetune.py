@@ -35,13 +35,14 @@ from iql_tutorial.core.runner import MODES
 from iql_tutorial.data import OfflineDataset, load_dataset
 from iql_tutorial.data.buffer import ReplayBuffer
 from iql_tutorial.data.loader import flatten_obs
-from iql_tutorial.runs.checkpoint import CsvLog, load_checkpoint
 from iql_tutorial.runs.cli import add_fields, given
+from iql_tutorial.runs.csvlog import CsvLog
 from iql_tutorial.runs.evaluation import evaluate
 from iql_tutorial.runs.folder import Interrupted, RunFolder, differences, read_run_json, run_command
 from iql_tutorial.runs.train import EVAL_COLUMNS, TRAIN_COLUMNS, check_data, compile_note, normalize_previous
 from iql_tutorial.utils import (
     live_status,
+    load_checkpoint,
     progress_bar,
     resolve_device,
     rng_state,

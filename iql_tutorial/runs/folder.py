@@ -14,7 +14,7 @@ nothing (start it, saying so when ``--resume`` was asked for). ``close`` release
 when the run failed before writing its ``run.json``, removes the folder it created, so a failed
 start leaves nothing behind; a run that failed before its first checkpoint is started over by a
 retry with the same settings (there is nothing to resume), so the retry shows its own error. Every ``OSError`` (permissions, disk full, file-size limit) comes
-out as one line naming the path and the cause (``checkpoint.WriteError``).
+out as one line naming the path and the cause (``utils.WriteError``).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from iql_tutorial.runs.checkpoint import CsvLog, WriteError, load_checkpoint, os_cause, save_checkpoint
-from iql_tutorial.utils import atomic_write_text
+from iql_tutorial.runs.csvlog import CsvLog
+from iql_tutorial.utils import WriteError, atomic_write_text, load_checkpoint, os_cause, save_checkpoint
 from iql_tutorial.utils.lock import FolderBusy, FolderLock
 
 LOCK_NAME = "run.lock"

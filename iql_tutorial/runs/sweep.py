@@ -80,11 +80,10 @@ import torch
 
 from iql_tutorial.core.config import POLICY_MODES
 from iql_tutorial.core.runner import MODES
-from iql_tutorial.runs.checkpoint import load_checkpoint, write_error
 from iql_tutorial.runs.cli import add_fields, field_docs, given
 from iql_tutorial.runs.folder import ERRORS, Interrupted, one_line, read_run_json
 from iql_tutorial.runs.train import TrainConfig, default_steps, preset_config, train
-from iql_tutorial.utils import atomic_write_text, resolve_device
+from iql_tutorial.utils import atomic_write_text, load_checkpoint, resolve_device, write_error
 
 DEFAULT_DATASETS = [
     "iqlbook/hopper/medium-replay-v0",

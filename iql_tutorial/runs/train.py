@@ -39,8 +39,8 @@ from iql_tutorial.core.config import POLICY_MODES, PRIORITIES, UPDATE_ORDERS, IQ
 from iql_tutorial.core.runner import MODES
 from iql_tutorial.data import OfflineDataset, Transitions, load_dataset
 from iql_tutorial.data.loader import check_dataset_id, describe_fingerprint, reward_dim_message
-from iql_tutorial.runs.checkpoint import CsvLog
 from iql_tutorial.runs.cli import add_fields, given
+from iql_tutorial.runs.csvlog import CsvLog
 from iql_tutorial.runs.diagnostics import DIAG_COLUMNS, offline_diagnostics, split_episodes
 from iql_tutorial.runs.evaluation import evaluate
 from iql_tutorial.runs.folder import Interrupted, RunFolder, run_command

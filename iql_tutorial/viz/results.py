@@ -4,7 +4,7 @@ figure of the IQL/BC comparison and the fine-tuning curves.
 Every figure is sized for the book's text column (``WIDTH`` inches at 100 dpi, shown at about
 its natural size) with text of at least 9 pt, and is returned for the chapter's collapsed cell to
 show. Nothing here trains or computes a statistic: the numbers come from
-:mod:`iql_tutorial.runs.stats` and the committed result files.
+:mod:`iql_tutorial.utils.stats` and the committed result files.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Checkpoints written atomically, and metric logs that stay consistent across a resume."""
+"""Metric logs (``train_log.csv``, ``eval_log.csv``, ``diag_log.csv``) that stay consistent across a
+resume. Checkpoint files themselves are written and read by ``iql_tutorial.utils.checkpoints``."""
 
 from __future__ import annotations
 
@@ -9,11 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-# Writing and loading a checkpoint file is shared with the dataset builds (``datasets.sac``) and
-# the importer, so it lives in ``utils``; these names stay importable from here.
-from iql_tutorial.utils import WriteError, atomic_write_text, load_checkpoint, os_cause, save_checkpoint, write_error
+from iql_tutorial.utils import atomic_write_text, write_error
 
-__all__ = ["CsvLog", "WriteError", "load_checkpoint", "os_cause", "save_checkpoint", "write_error"]
+__all__ = ["CsvLog"]
 
 
 class CsvLog:
