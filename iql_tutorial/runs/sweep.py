@@ -145,6 +145,27 @@ class SweepConfig:
         bad = [p for p in self.policies if p not in POLICY_MODES]
         if bad:
             raise ValueError(f"SweepConfig.policies: {bad} are not among {POLICY_MODES}.")
+        for name in ("datasets", "seeds", "policies"):
+            given = list(getattr(self, name))
+            unique = list(dict.fromkeys(given))
+            if not unique:
+                raise ValueError(f"SweepConfig.{name} is empty: a sweep needs at least one.")
+            if len(unique) < len(given):
+                twice = sorted({str(v) for v in given if given.count(v) > 1})
+                print(f"note: --{name} lists {', '.join(twice)} more than once; each runs once: "
+                      f"{' '.join(str(v) for v in unique)}.", file=sys.stderr)  # fmt: skip
+            setattr(self, name, unique)
+        if (
+            not isinstance(self.name, str)
+            or not self.name.strip()
+            or self.name.startswith(".")
+            or any(sep in self.name for sep in ("/", "\\", os.sep))
+        ):
+            raise ValueError(
+                f"--name {self.name!r} is not a plain file name: it names the gathered <name>.csv and <name>.json in "
+                "--results, so it must be non-empty, without path separators and not start with a dot (e.g. "
+                "--name medium-replay-100k); choose the folder with --results."
+            )
 
     def run_config(self, dataset: str, policy: str, seed: int) -> TrainConfig:
         """The ``TrainConfig`` of one run of the sweep."""

@@ -17,6 +17,14 @@ held-out episodes every ``eval_every`` steps: see :mod:`iql_tutorial.runs.diagno
 those diagnostics. A dataset that names no environment (imported without ``--env``) is trained
 all the same, with diagnostics and no evaluation. ``resume=True`` continues a killed run; on the
 CPU the result is bit-identical to a run that was never interrupted.
+
+A run knows its data: ``run.json`` records the dataset's ``data_fingerprint`` (its counts and a
+hash of its arrays), and a resume (or a fine-tuning) on data that changed since (``data import
+--force`` of other arrays, a rebuild) is refused in one line naming both fingerprints. A run folder
+written before fingerprints were recorded resumes with a note that its data cannot be checked.
+Training stops with one line at the first non-finite loss (read where the loop logs or saves, so
+no host sync is added), keeping the last checkpoint written before it; networks and a batch that
+cannot fit in the device's memory are refused before any is made, and nothing is left behind.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ from iql_tutorial.runs.diagnostics import DIAG_COLUMNS, offline_diagnostics, spl
 from iql_tutorial.runs.evaluation import evaluate
 from iql_tutorial.runs.folder import Interrupted, RunFolder, run_command
 from iql_tutorial.utils import (
+    first_line,
     live_status,
     progress_bar,
     resolve_device,
@@ -259,15 +268,25 @@ def train(cfg: TrainConfig, dataset: OfflineDataset | None = None, progress: boo
     checkpoint's); a failure before the run started leaves no folder behind."""
     assert cfg.steps is not None and cfg.out is not None  # __post_init__ resolved both
     folder = RunFolder.open(cfg.out)
-    ok = False
+    ok = discard = False
     try:
         result = _train(cfg, folder, dataset, progress)
         ok = True
         return result
     except KeyboardInterrupt:  # before the loop (loading, compiling): the loop raises its own
         raise Interrupted(folder.path, folder.progress_step, folder.saved_step) from None
+    except (torch.OutOfMemoryError, RuntimeError) as e:  # what check_memory's estimate let through
+        if not is_out_of_memory(e):
+            raise
+        discard = folder.saved_step is None  # nothing to resume: leave no folder behind
+        kept = "" if folder.saved_step is None else f"; the checkpoint of step {folder.saved_step:,} is kept"
+        raise MemoryError(
+            f"out of memory at step {folder.progress_step:,} ({first_line(e, 160)}): hidden_dims "
+            f"{list(cfg.iql_config().hidden_dims)} with batch_size {cfg.iql_config().batch_size:,} need more than "
+            f"this device has; lower --hidden-dims or --batch-size{kept}."
+        ) from None
     finally:
-        folder.close(ok)
+        folder.close(ok, discard)
 
 
 def _train(cfg: TrainConfig, folder: RunFolder, dataset: OfflineDataset | None, progress: bool) -> TrainResult:
@@ -300,6 +319,7 @@ def _train(cfg: TrainConfig, folder: RunFolder, dataset: OfflineDataset | None, 
               file=sys.stderr)  # fmt: skip
     plan = decide_threads(device)  # the thread plan, decided visibly (utils.threads; IQL_THREADS overrides)
     notes = plan.apply()
+    check_memory(dataset.obs_dim, dataset.act_dim, iql, device)  # before any network is made
     agent = IQLAgent(dataset.obs_dim, dataset.act_dim, iql, device, mode=cfg.mode)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
@@ -400,6 +420,55 @@ def _loop(
 
 
 LOSSES = ("value_loss", "critic_loss", "actor_loss")
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    text = str(e).lower()
+    return isinstance(e, torch.OutOfMemoryError) or "out of memory" in text or "not enough memory" in text
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes the device can still give (CUDA: free memory; CPU: MemAvailable); None if unknown."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def memory_needed(obs_dim: int, act_dim: int, iql: IQLConfig) -> tuple[int, int]:
+    """A lower estimate, in bytes, of (the networks with their gradients, Adam's two moments and
+    the target critics; one batch's activations forward and backward), in float32."""
+
+    def mlp(inputs: int, outputs: int) -> int:
+        sizes = [inputs, *iql.hidden_dims, outputs]
+        return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+
+    critic = mlp(obs_dim + act_dim, iql.reward_dim)
+    params = mlp(obs_dim, iql.reward_dim) + iql.num_critics * critic + mlp(obs_dim, act_dim)
+    weights = 4 * (4 * params + iql.num_critics * critic)  # parameter, gradient, 2 moments; targets
+    nets = 2 + 2 * iql.num_critics  # value, actor, the critics and their targets
+    activations = 4 * iql.batch_size * (2 * sum(iql.hidden_dims) * nets + 2 * obs_dim + act_dim + 4)
+    return weights, activations
+
+
+def check_memory(obs_dim: int, act_dim: int, iql: IQLConfig, device: torch.device) -> None:
+    """A one-line ``MemoryError`` when the networks and one batch cannot fit on ``device``
+    (``memory_needed`` against ``available_memory``), before anything is allocated."""
+    weights, activations = memory_needed(obs_dim, act_dim, iql)
+    free = available_memory(device)
+    if free is None or weights + activations <= free:
+        return
+    raise MemoryError(
+        f"out of memory: hidden_dims {list(iql.hidden_dims)} with batch_size {iql.batch_size:,} need about "
+        f"{(weights + activations) / 1e9:,.1f} GB (networks with their optimizer state {weights / 1e9:,.1f} GB, one "
+        f"batch {activations / 1e9:,.1f} GB) but {device} has {free / 1e9:,.1f} GB available; lower --hidden-dims "
+        "or --batch-size. Nothing was written."
+    )
 
 
 def check_losses(metrics: dict[str, torch.Tensor], step: int, folder: RunFolder) -> None:

@@ -568,9 +568,47 @@ def _refuse_out_of_range(a: argparse.Namespace) -> None:
             sys.exit(2)
 
 
+def _refuse_bad_flags(a: argparse.Namespace) -> None:
+    """A device, mode, variant or --out that cannot work is one line and exit status 2, before
+    any contender starts (a bad variant would otherwise fail only when its turn comes)."""
+    from iql_tutorial.core.agent import MODES
+    from iql_tutorial.utils.device import resolve_device
+    from iql_tutorial.utils.threads import ENV_VAR, parse_spec
+
+    problem = None
+    try:
+        resolve_device(a.device)
+    except ValueError as e:
+        problem = f"--device {a.device}: {e}"
+    if problem is None and a.package_mode not in MODES:
+        problem = f"--package-mode {a.package_mode}: choose one of {', '.join(MODES)}."
+    for spec in a.variant if problem is None else ():
+        name, value = spec.split("=", 1) if "=" in spec else (ENV_VAR, spec)
+        if not name.replace("_", "a").isalnum() or name[0].isdigit():
+            problem = f"--variant {spec}: {name!r} is not an environment variable's name; give NAME=VALUE or an {ENV_VAR} spec."
+        elif name == ENV_VAR and value.strip() not in ("", "auto"):  # auto: decide_threads, always valid
+            try:
+                parse_spec(value, a.device)
+            except ValueError as e:
+                problem = f"--variant {spec}: {e}"
+        if problem:
+            break
+    if problem is None and a.out is not None:
+        folder = os.path.dirname(os.path.abspath(a.out))
+        if os.path.isdir(a.out):
+            problem = f"--out {a.out} is a folder; give a file name, e.g. --out {os.path.join(a.out, 'bench.txt')}."
+        elif not os.path.isdir(folder):
+            problem = f"--out {a.out}: the folder {folder} does not exist; create it first, or choose another file."
+    if problem is not None:
+        print(f"error: {' '.join(problem.split())}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
     a = build_parser().parse_args(argv)
     _refuse_out_of_range(a)
+    if not a.worker:
+        _refuse_bad_flags(a)
     given = {k: getattr(a, k) for k in vars(Shapes()) if getattr(a, k) is not None}
     if a.worker:
         worker(a.worker, Shapes(**given), a.device, a.package_mode, a.warmup)
