@@ -602,3 +602,19 @@ def test_set_lr_is_the_rate_the_update_uses_and_a_hand_written_rate_is_refused(o
     with pytest.raises(ValueError, match=r"by hand.*agent\.set_lr\(actor=0\.5\)"):
         agent.update(batches(1)[0])
     assert agent.num_updates == 2
+
+
+def test_a_copy_of_a_compiled_agent_trains_its_own_networks():
+    """``copy.deepcopy`` of an agent that has trained (its compiled update made) gives a learner of
+    its own: training the copy leaves the original as it was, and the copy ends where the original
+    would."""
+    t = data()
+    torch.manual_seed(0)
+    agent = IQLAgent(OBS, ACT, CFG, mode="compile")
+    agent.run_updates(t, 2, torch.Generator().manual_seed(1))
+    twin = copy.deepcopy(agent)
+    before = copy.deepcopy(agent.state_dict())
+    twin.run_updates(t, 3, torch.Generator().manual_seed(2))
+    assert all(torch.equal(v, before[k]) for k, v in agent.state_dict().items() if v is not None)
+    agent.run_updates(t, 3, torch.Generator().manual_seed(2))
+    assert_same_state(agent, twin, 1e-6)

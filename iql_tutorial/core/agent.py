@@ -116,6 +116,13 @@ class IQLAgent(nn.Module):
         self.compiled_update: UpdateFn | None = None
         self._lrs_shown: tuple[float, float, float] = (config.value_lr, config.critic_lr, config.actor_lr)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy (``copy.deepcopy``, pickle) leaves the runners and the compiled update behind:
+        they hold this agent's networks, and the copy makes its own on its first update."""
+        state = self.__dict__.copy()
+        state["_runners"], state["compiled_update"] = {}, None
+        return state
+
     # ------------------------------------------------------------------ pieces
     def target_q_min(self, obs: Tensor, act: Tensor) -> Tensor:
         """min_i Q_target_i(s, a), sign-aware per reward dimension: [B, k], no gradient."""
