@@ -42,6 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"{PROG}: unknown command {command!r} (choose from {', '.join(COMMANDS)})", file=sys.stderr)
         return 2
+    from iql_tutorial.utils.budget import quick_mode
+
+    try:
+        quick_mode()  # an IQL_QUICK that means neither on nor off is refused before any work
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     code = importlib.import_module(COMMANDS[command][0]).main(rest)
     return code if isinstance(code, int) else 0
 

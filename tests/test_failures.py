@@ -545,6 +545,10 @@ def test_environment_variables_are_parsed_strictly(monkeypatch):
     monkeypatch.setenv("IQL_QUICK", "maybe")
     with pytest.raises(ValueError, match="IQL_QUICK='maybe' is not understood: set it to 1"):
         quick_mode()
+    from iql_tutorial.__main__ import main as command_main
+
+    assert command_main(["train", "--dataset", DATA, "--out", "never-made"]) == 2  # refused by every command
+    assert not Path("never-made").exists()
     plan = decide_threads("cpu", {"IQL_THREADS": str(cores() + 997)})
     threads = torch.get_num_threads()
     try:
