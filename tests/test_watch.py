@@ -161,3 +161,11 @@ def test_pendulum_angle_is_zero_upright():
     theta = np.array([0.0, 0.3, -2.0, np.pi])
     obs = np.stack([np.cos(theta), np.sin(theta), np.zeros(4)], axis=1)
     np.testing.assert_allclose(np.abs(pendulum_angle(obs)), np.abs(theta), atol=1e-12)
+
+
+def test_typical_start_is_the_start_closest_to_every_policys_median():
+    from iql_tutorial.viz.behaviour import typical_start
+
+    # policy 0 scores 100 or -15 (median 100), policy 1 about -5 (median -5): start 13 is typical for both
+    scores = np.array([[-15.0, 14.0], [100.0, 30.0], [100.0, -50.0], [100.0, -5.0], [-15.0, -5.0]])
+    assert typical_start(scores, [10, 11, 12, 13, 14]) == 13

@@ -10,7 +10,8 @@
 - ``video_html(path, alt, poster)``: the ``<video>`` element a notebook displays, the video and the
   poster embedded as base64 (the page needs no other file and no network), with a text alternative;
 - ``pendulum_trace(policies, seed)`` and ``plot_pendulum_trace``: angle and torque against time
-  from one start state.
+  from one start state; ``start_scores`` and ``typical_start`` choose that start by a stated rule
+  (the start where every policy scores closest to its median).
 
 MuJoCo renders offscreen through the backend named by ``MUJOCO_GL``: ``egl`` (a GPU, or Mesa's
 software EGL) or ``osmesa``. ``ensure_render_backend()`` picks ``egl`` when nothing is set and there is
@@ -393,6 +394,28 @@ def pendulum_angle(observations: np.ndarray) -> np.ndarray:
 def pendulum_trace(policies: Sequence[Policy], seed: int = 0, info: EnvInfo | None = None) -> list[Episode]:
     """One episode of each policy from the same start state (``reset(seed=seed)``), not rendered."""
     return [rollout(p, seed=seed, info=info, render_every=None) for p in policies]
+
+
+def start_scores(policies: Sequence[Policy], seeds: Sequence[int], info: EnvInfo | None = None) -> np.ndarray:
+    """Each policy's normalized score (its return where the dataset has no reference scores) from
+    each start state ``reset(seed=s)``: ``[len(seeds), len(policies)]``, no rendering."""
+    info = info if info is not None else env_info(str(policies[0].dataset))
+    out = np.zeros((len(seeds), len(policies)))
+    for i, s in enumerate(seeds):
+        for j, p in enumerate(policies):
+            ep = rollout(p, seed=s, info=info, render_every=None)
+            out[i, j] = ep.score if ep.score is not None else ep.ret
+    return out
+
+
+def typical_start(scores: np.ndarray, seeds: Sequence[int]) -> int:
+    """The start seed whose scores lie closest to every policy's median score over ``seeds`` (the
+    sum over policies of the distance to the median, each in units of that policy's interquartile
+    range): one episode that shows each policy as it usually does, chosen by a rule, not by eye."""
+    med = np.median(scores, axis=0)
+    iqr = np.subtract(*np.percentile(scores, [75, 25], axis=0))
+    dist = (np.abs(scores - med) / np.where(iqr > 0, iqr, 1.0)).sum(axis=1)
+    return int(seeds[int(np.argmin(dist))])
 
 
 def plot_pendulum_trace(episodes: Sequence[Episode], dt: float = 0.05) -> Any:
