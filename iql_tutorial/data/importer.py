@@ -631,7 +631,7 @@ def _write_locked(root: Path, dataset_id: str, dest: Path, force: bool, write: A
     try:
         # hidden (Minari's listing skips it); named after this process, so that a later import or
         # ``data list`` removes it if this process is killed (remove_stale_imports)
-        tmp_root = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{process_tag()}-", dir=root))
+        tmp_root = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{process_tag()}-{_host()}-", dir=root))
     except OSError as e:
         raise _write_failed(dataset_id, root, e) from None
     old_env = os.environ.get("MINARI_DATASETS_PATH")
@@ -712,18 +712,26 @@ def dataset_lock(root: Path, dataset_id: str) -> FolderLock:
     )
 
 
+def _host() -> str:
+    """This host, as 8 hex digits (a folder under a shared MINARI_DATASETS_PATH may be another host's)."""
+    import hashlib
+    import socket
+
+    return hashlib.sha1(socket.gethostname().encode(), usedforsecurity=False).hexdigest()[:8]
+
+
 def remove_stale_imports(root: Path) -> list[str]:
-    """Remove the hidden temporary folders (``.import-PID-START-*``) of imports whose process no
-    longer runs (killed with SIGKILL, or the machine went down); returns a note per folder."""
+    """Remove the hidden temporary folders (``.import-PID-START-HOST-*``) of imports on this host
+    whose process no longer runs (killed with SIGKILL, or the machine went down); returns a note
+    per folder. Another host's are left alone: this host cannot see whether their process runs."""
     notes = []
     try:
         found = [p for p in root.iterdir() if p.name.startswith(TMP_PREFIX) and p.is_dir()]
     except OSError:
         return []
     for path in sorted(found):
-        pid, _, rest = path.name[len(TMP_PREFIX) :].partition("-")
-        start = rest.split("-", 1)[0]
-        if owner_alive(f"{pid}-{start}") is not False:
+        pid, start, host, *_ = (*path.name[len(TMP_PREFIX) :].split("-"), "", "")
+        if host != _host() or owner_alive(f"{pid}-{start}") is not False:
             continue  # a running import's, or not named by this package
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
         shutil.rmtree(path, ignore_errors=True)

@@ -6,7 +6,8 @@ with ``O_CREAT | O_EXCL``, which holds on NFS v3+ and other shared filesystems, 
 host or another, is refused with one line naming the holder; a lock left by a process that no
 longer exists on this host (``kill -9``, a crash) is taken over with a note. A lock from another
 host is never taken over, since this host cannot see whether its process lives: delete it by
-hand once that process is gone.
+hand once that process is gone. The lock itself is ``utils.lock.FolderLock``, which the importer
+also takes, one per dataset id.
 
 ``resume_or_start`` decides, from ``run.json``, whether the folder holds this run (resume it:
 "resuming from step N"), another run (a one-line error naming the fields that differ) or
