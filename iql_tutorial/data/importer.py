@@ -581,9 +581,9 @@ def import_arrays(
     for note in remove_stale_imports(root):
         print(f"note: {note}", file=sys.stderr)
     lock = dataset_lock(root, dataset_id)
-    note = lock.acquire()  # one writer per dataset id: a second import of it is refused, naming the first
-    if note:
-        print(f"note: {note}", file=sys.stderr)
+    took_over = lock.acquire()  # one writer per dataset id: a second import of it is refused, naming the first
+    if took_over:
+        print(f"note: {took_over}", file=sys.stderr)
     try:
         _write_locked(
             root,
@@ -852,8 +852,8 @@ def _write_isolated(tmp_root: Path, dataset_id: str, root: Path, write: Any) -> 
             code = 0
         except BaseException as e:
             try:
-                cause = os_cause(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
-                os.write(write_end, ("error " + " ".join(cause.split())[:500]).encode())
+                said = os_cause(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
+                os.write(write_end, ("error " + " ".join(said.split())[:500]).encode())
             except BaseException:
                 pass
         finally:

@@ -192,7 +192,7 @@ def data_fingerprint(t: Transitions) -> dict[str, Any]:
     for name in ("obs", "actions", "rewards", "next_obs", "terminals", "timeouts", "episode_ids"):
         a = np.ascontiguousarray(getattr(t, name).detach().cpu().numpy())
         h.update(f"{name}:{a.dtype}:{a.shape}".encode())
-        h.update(memoryview(a).cast("B"))
+        h.update(a.reshape(-1).view(np.uint8).data)
     return {
         "transitions": len(t),
         "episodes": int(torch.unique_consecutive(t.episode_ids).numel()),  # episodes are contiguous rows
