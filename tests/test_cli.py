@@ -14,7 +14,7 @@ from helpers import REPO
 from iql_tutorial.__main__ import COMMANDS, PROG
 from iql_tutorial.__main__ import main as cli
 
-NAMES = ["train", "finetune", "sweep", "bench", "data", "sac"]
+NAMES = ["train", "finetune", "sweep", "bench", "data", "sac", "naive", "watch"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
