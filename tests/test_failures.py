@@ -670,3 +670,15 @@ def test_load_full_state_of_something_else_says_what_is_missing():
 
     message = _agent_error(lambda: IQLAgent(4, 2).load_full_state({}))
     assert message.startswith("The checkpoint lacks networks, actor_opt") and "another dataset" not in message
+
+
+def test_a_sweep_over_a_book_dataset_that_is_not_built_says_how_to_build_it(tmp_path, capsys):
+    from iql_tutorial.runs.sweep import main as sweep_main
+
+    with minari_path(tmp_path / "minari"):
+        code = sweep_main(["--datasets", "iqlbook/pendulum/medium-v0", "--steps", "10", "--runs", str(tmp_path / "r"),
+                           "--results", str(tmp_path / "res")])  # fmt: skip
+    assert code == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "data build pendulum-medium" in line and "minari[hf]" not in line
+    assert not (tmp_path / "r").exists()

@@ -212,6 +212,19 @@ def describe_fingerprint(fp: Any) -> str:
     )
 
 
+def check_book_dataset_built(dataset_id: str) -> None:
+    """A one-line ``FileNotFoundError`` for one of the book's datasets that is not built here: it
+    is made by ``data build``, never downloaded (so no download hint applies)."""
+    from iql_tutorial.data.catalogue import RECIPES
+
+    if dataset_id in RECIPES and not dataset_id_is_local(dataset_id):
+        raise FileNotFoundError(
+            f"dataset {dataset_id} is one of the book's and is not built in {datasets_path()}: build it with "
+            f"python -m iql_tutorial data build {RECIPES[dataset_id].short} (or point MINARI_DATASETS_PATH at "
+            "the folder that holds it)."
+        )
+
+
 def unknown_dataset_error(dataset_id: str, cause: BaseException | None = None) -> FileNotFoundError:
     local = list_local_ids()
     listing = "\n  ".join(local) if local else "(none yet)"
@@ -345,14 +358,7 @@ def load_dataset(
     if dataset_id in list_local_ids():
         dataset = minari.load_dataset(dataset_id)
     else:
-        from iql_tutorial.data.catalogue import RECIPES
-
-        if dataset_id in RECIPES:  # the book's datasets are made here, never downloaded
-            raise FileNotFoundError(
-                f"dataset {dataset_id} is one of the book's and is not built in {datasets_path()}: build it with "
-                f"python -m iql_tutorial data build {RECIPES[dataset_id].short} (or point MINARI_DATASETS_PATH at "
-                "the folder that holds it)."
-            )
+        check_book_dataset_built(dataset_id)
         if not download:
             raise unknown_dataset_error(dataset_id)
         try:

@@ -288,13 +288,19 @@ def check_datasets(datasets: list[str]) -> None:
     the first run trains: a one-line error names the first one that is not."""
     import minari
 
-    from iql_tutorial.data.loader import check_dataset_id, list_local_ids, unknown_dataset_error
+    from iql_tutorial.data.loader import (
+        check_book_dataset_built,
+        check_dataset_id,
+        list_local_ids,
+        unknown_dataset_error,
+    )
 
     local = set(list_local_ids())
     for ds in datasets:
         check_dataset_id(ds)
         if ds in local:
             continue
+        check_book_dataset_built(ds)
         try:
             minari.download_dataset(ds)
         except Exception as e:  # no network here, or an id Minari's server does not know
