@@ -26,13 +26,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from iql_tutorial.core import methods
 from iql_tutorial.core.networks import GaussianPolicy
 from iql_tutorial.core.sac import SquashedGaussianActor
 from iql_tutorial.utils import atomic_write_bytes, atomic_write_text, load_checkpoint
 
 KINDS = ("awr", "bc", "naive")
-#: how figures and pages name each kind (one place)
-LABELS = {"awr": "IQL", "bc": "BC", "naive": "naive"}
+#: how figures and pages name each kind: IQL's and BC's labels from the one mapping (core.methods),
+#: and the naive offline baseline's own word
+LABELS = {**{kind: methods.label(kind) for kind in ("awr", "bc")}, "naive": "naive"}
 
 
 @dataclass
