@@ -79,7 +79,7 @@ def test_naive_run_logs_q_and_monte_carlo_and_resumes(tiny_minari, tmp_path):
     naive_run(cfg, progress=False)
     q = pd.read_csv(out / "q_log.csv")
     assert {"method", "step", "q_mean", "mc_mean"} <= set(q.columns)
-    for method in ("naive", "iql"):
+    for method in ("naive", "awr"):
         rows = q[q["method"] == method]
         assert rows["step"].tolist() == [0, 20, 40]
         assert np.isfinite(rows["q_mean"]).all()
@@ -88,10 +88,10 @@ def test_naive_run_logs_q_and_monte_carlo_and_resumes(tiny_minari, tmp_path):
     assert q["mc_mean"].nunique() == 1
     assert q.loc[q["method"] == "naive", "q_mean"].nunique() == 3  # the critics moved
     ev = pd.read_csv(out / "eval_log.csv")
-    assert sorted(ev["method"]) == ["iql", "naive"] and (ev["step"] == 40).all()
+    assert sorted(ev["method"]) == ["awr", "naive"] and (ev["step"] == 40).all()
     assert ev["score_mean"].notna().all()
     # the saved policies act in [-1, 1]
-    for name, kind in (("naive_policy.pt", "naive"), ("iql_policy.pt", "awr")):
+    for name, kind in (("naive_policy.pt", "naive"), ("awr_policy.pt", "awr")):
         policy = load_policy(out / name)
         assert policy.kind == kind and policy.dataset == "tests/pendulum/tiny-v0"
         a = policy.act(np.zeros(3, dtype=np.float32))
@@ -105,7 +105,7 @@ def test_naive_run_logs_q_and_monte_carlo_and_resumes(tiny_minari, tmp_path):
         "step",
     ]
     assert len(probe) == 6 and set(probe["policy"]) == {"IQL", "naive"}
-    assert set(prov[out.name]["wall_s"]) == {"naive", "iql"} and prov[out.name]["steps"] == 40
+    assert set(prov[out.name]["wall_s"]) == {"naive", "awr"} and prov[out.name]["steps"] == 40
     # a second call finds both methods done: nothing runs again, no row is duplicated
     naive_run(cfg, progress=False)
     assert len(pd.read_csv(out / "q_log.csv")) == len(q)

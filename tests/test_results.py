@@ -106,4 +106,4 @@ def test_one_mapping_of_methods_reads_old_and_new_results():
     new = pd.DataFrame({"policy": ["awr", "bc"], "score": [1.0, 2.0]})
     assert list(with_labels(new)["policy"]) == ["IQL", "BC"] and list(new["policy"]) == ["awr", "bc"]
     assert list(with_labels(committed)["policy"]) == list(committed["policy"])
-    assert identifier("iql") == "awr" and label("bc") == "BC" and set(LABELS) == {"awr", "bc"}
+    assert identifier("iql") == "awr" and label("bc") == "BC" and set(LABELS) == {"awr", "bc", "naive"}

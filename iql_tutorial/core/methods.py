@@ -1,8 +1,9 @@
 """The methods the book compares: one identifier each, one label each, mapped here only.
 
 The identifier is what code, the command line, CSV files and run folders say: ``awr`` (IQL's
-advantage-weighted regression, ``IQLConfig.policy="awr"``) and ``bc`` (behaviour cloning). The
-label is what figures, tables and pages show (``IQL``, ``BC``). A new method adds one entry to
+advantage-weighted regression, ``IQLConfig.policy="awr"``), ``bc`` (behaviour cloning) and
+``naive`` (the naive offline baseline: SAC trained on the fixed dataset, ``runs.naive``). The label is
+what figures, tables and pages show (``IQL``, ``BC``, ``naive``). A new method adds one entry to
 ``LABELS``.
 
 Results written before this spelling was settled still read: their CSVs name the methods by
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 #: identifier -> the label figures and pages show
-LABELS = {"awr": "IQL", "bc": "BC"}
+LABELS = {"awr": "IQL", "bc": "BC", "naive": "naive"}
 #: older spellings of an identifier: the labels older CSVs hold, the word older run folders hold
 OLD_NAMES = {"IQL": "awr", "iql": "awr", "BC": "bc"}
 

@@ -19,7 +19,7 @@ What a run measures, every ``log_every`` steps (``q_log.csv``):
   episodes in the training reward scale (``discounted_returns``): what a critic of the data's
   own behaviour should say.
 
-With ``compare="iql"`` (the default) the same run also trains IQL (``IQLAgent.run_updates`` in
+With ``compare="awr"`` (the default) the same run also trains IQL (``IQLAgent.run_updates`` in
 chunks of ``log_every``) on the same data with the same probe, so both curves come from one folder.
 The final policies are evaluated with the package's evaluation (``runs.evaluation``: the normalized
 score) every ``eval_every`` steps and at the end (``eval_log.csv``), and saved weights-only
@@ -54,14 +54,15 @@ from torch import Tensor
 from iql_tutorial.core import losses
 from iql_tutorial.core.agent import IQLAgent
 from iql_tutorial.core.config import IQLConfig
+from iql_tutorial.core.methods import identifier, label
 from iql_tutorial.core.sac import SACCritic, SquashedGaussianActor, actor_loss, alpha_loss, critic_loss, critic_target
 from iql_tutorial.data import OfflineDataset, Transitions, load_dataset
 from iql_tutorial.runs.evaluation import evaluate
 from iql_tutorial.runs.policies import save_policy_file
 from iql_tutorial.utils import atomic_write_text, resolve_device, seed_everything
 
-METHODS = ("naive", "iql")
-COMPARE = ("iql", "none")
+METHODS = ("naive", "awr")  # identifiers of core.methods
+COMPARE = ("awr", "none")
 Q_COLUMNS = ["method", "step", "q_mean", "mc_mean", "critic_loss", "actor_loss", "alpha", "wall_s"]
 EVAL_COLUMNS = ["method", "step", "return_mean", "return_std", "score_mean", "score_std", "wall_s"]
 HORIZON_WEIGHT = 0.01  # a truncated episode's pair is kept when gamma^(steps left) < this
@@ -229,14 +230,14 @@ class NaiveSAC:
 # --------------------------------------------------------------------------------------------
 @dataclass
 class NaiveConfig:
-    """One naive run (and, with ``compare="iql"``, IQL on the same data and probe).
+    """One naive run (and, with ``compare="awr"``, IQL on the same data and probe).
 
     Attributes:
         dataset: Minari dataset id.
         steps: gradient steps, the same for both methods.
         seed: seeds the networks, the sampler and the evaluation episodes.
         out: run folder.
-        compare: ``iql`` also trains IQL (``IQLAgent.run_updates``) and logs its Q on the probe; ``none``.
+        compare: ``awr`` also trains IQL (``IQLAgent.run_updates``) and logs its Q on the probe; ``none``.
         log_every: log the probe's Q every this many steps.
         eval_every: evaluate the policy every this many steps (and at the last step).
         eval_episodes: deterministic evaluation episodes (0: no evaluation).
@@ -251,7 +252,7 @@ class NaiveConfig:
     steps: int = 10_000
     seed: int = 0
     out: str = "runs/naive"
-    compare: str = "iql"
+    compare: str = "awr"
     log_every: int = 1_000
     eval_every: int = 10_000
     eval_episodes: int = 10
@@ -268,11 +269,13 @@ class NaiveConfig:
                 raise ValueError(f"NaiveConfig.{name}={getattr(self, name)} must be a positive integer.")
         if self.eval_episodes < 0:
             raise ValueError(f"NaiveConfig.eval_episodes={self.eval_episodes} must be >= 0 (0: no evaluation).")
+        # ``iql``, the older spelling of ``awr``, still reads
+        self.compare = identifier(self.compare)
         if self.compare not in COMPARE:
             raise ValueError(f"NaiveConfig.compare={self.compare!r}: choose one of {COMPARE}.")
 
     def methods(self) -> tuple[str, ...]:
-        return ("naive", "iql") if self.compare == "iql" else ("naive",)
+        return ("naive", "awr") if self.compare == "awr" else ("naive",)
 
     def identity(self) -> dict[str, Any]:
         """What must match for a second call to continue the same run folder."""
@@ -354,10 +357,7 @@ def run_method(cfg: NaiveConfig, method: str, dataset: OfflineDataset, probe: Pr
                 print(f"{method} step {s}: score {res.get('score_mean', res['return_mean']):.1f}", file=sys.stderr)
     wall = time.perf_counter() - t0
     info = {"dataset": cfg.dataset, "steps": cfg.steps, "seed": cfg.seed, "wall_s": round(wall, 1)}
-    if method == "naive":
-        save_policy_file(out / "naive_policy.pt", "naive", learner.actor, info)
-    else:
-        save_policy_file(out / "iql_policy.pt", "awr", learner.actor, info)
+    save_policy_file(out / f"{method}_policy.pt", method, learner.actor, info)
     return wall
 
 
@@ -415,7 +415,6 @@ def naive_run(
 # --------------------------------------------------------------------------------------------
 SCORE_COLUMNS = ["dataset", "policy", "seed", "step", "return_mean", "return_std", "score_mean", "score_std", "wall_s"]
 PROBE_COLUMNS = ["dataset", "policy", "seed", "step", "q_mean", "mc_mean", "wall_s"]
-METHOD_KIND = {"naive": "naive", "iql": "awr"}  # a run's method -> its policy kind (runs.policies.LABELS)
 
 
 def collect(run_dirs: list[str | Path]) -> tuple[Any, Any, dict[str, Any]]:
@@ -427,8 +426,6 @@ def collect(run_dirs: list[str | Path]) -> tuple[Any, Any, dict[str, Any]]:
     settings and wall time per method. Unfinished methods are left out."""
     import pandas as pd
 
-    from iql_tutorial.runs.policies import LABELS
-
     scores, probe, prov = [], [], {}
     for d in map(Path, run_dirs):
         meta = json.loads((d / "run.json").read_text())
@@ -438,8 +435,7 @@ def collect(run_dirs: list[str | Path]) -> tuple[Any, Any, dict[str, Any]]:
         q = pd.read_csv(d / "q_log.csv")
         ev = pd.read_csv(d / "eval_log.csv") if (d / "eval_log.csv").exists() else pd.DataFrame(columns=EVAL_COLUMNS)
         for method in done:
-            label = LABELS[METHOD_KIND[method]]
-            common = {"dataset": cfg["dataset"], "policy": label, "seed": cfg["seed"]}
+            common = {"dataset": cfg["dataset"], "policy": label(method), "seed": cfg["seed"]}
             probe += [{**common, **r} for r in q[q["method"] == method].to_dict("records")]
             scores += [{**common, **r} for r in ev[ev["method"] == method].to_dict("records")]
         prov[d.name] = {
@@ -476,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=10_000, help="gradient steps, the same for naive and IQL")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="run folder (a finished method in it is skipped: resumable)")
-    p.add_argument("--compare", choices=COMPARE, default="iql", help="also train IQL on the same data and probe")
+    p.add_argument("--compare", choices=COMPARE, default="awr", help="also train IQL on the same data and probe")
     p.add_argument("--log-every", type=int, default=1_000, help="log the probe's Q every this many steps")
     p.add_argument("--eval-every", type=int, default=10_000, help="evaluate every this many steps (and at the end)")
     p.add_argument("--eval-episodes", type=int, default=10)

@@ -31,10 +31,8 @@ from iql_tutorial.core.networks import GaussianPolicy
 from iql_tutorial.core.sac import SquashedGaussianActor
 from iql_tutorial.utils import atomic_write_bytes, atomic_write_text, load_checkpoint
 
-KINDS = ("awr", "bc", "naive")
-#: how figures and pages name each kind: IQL's and BC's labels from the one mapping (core.methods),
-#: and the naive offline baseline's own word
-LABELS = {**{kind: methods.label(kind) for kind in ("awr", "bc")}, "naive": "naive"}
+#: the policy kinds a file may hold: the methods' identifiers (``core.methods``, the one mapping)
+KINDS = tuple(methods.LABELS)
 
 
 @dataclass
@@ -47,7 +45,7 @@ class Policy:
 
     @property
     def label(self) -> str:
-        return LABELS.get(self.kind, self.kind)
+        return methods.label(self.kind)
 
     @property
     def dataset(self) -> str | None:
