@@ -114,5 +114,6 @@ def test_behaviour_policies_and_reference_scores(env_key):
 def test_committed_data_stays_small():
     total = sum(f.stat().st_size for f in REPO_DATA_DIR.rglob("*") if f.is_file() and "cache" not in f.parts
                 and "snapshots" not in f.parts)  # fmt: skip
-    # ~50 MB is the aim; today 53 MB, most of it the three MuJoCo medium-replay buffers (31 MB)
-    assert total < 55e6, f"data/ holds {total / 1e6:.1f} MB (committed data should stay under ~50 MB)"
+    # ~50 MB is the aim; today 57 MB, most of it the three MuJoCo medium-replay buffers (31 MB), and
+    # 2.2 MB the eight policies the book shows acting (data/results/policies, issue 28)
+    assert total < 58e6, f"data/ holds {total / 1e6:.1f} MB (committed data should stay under ~50 MB)"
