@@ -18,12 +18,14 @@ import them from below: neither of those layers imports the other.
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from iql_tutorial.core.losses import polyak_update
 from iql_tutorial.core.networks import ReplicatedCritic
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -123,3 +125,64 @@ def actor_loss(q_pi: Tensor, logp: Tensor, alpha: Tensor) -> Tensor:
 def alpha_loss(log_alpha: Tensor, logp: Tensor, target_entropy: float) -> Tensor:
     """Temperature loss ``-log_alpha * (log pi + H_target)``: alpha grows when entropy is below target."""
     return -(log_alpha * (logp.detach() + target_entropy)).mean()
+
+
+class SACLearner(Protocol):
+    """What :func:`sac_update` updates: the actor, the twin critics and their targets, the
+    temperature's log and its entropy target, and one optimiser each."""
+
+    actor: SquashedGaussianActor
+    critic: SACCritic
+    critic_target: SACCritic
+    log_alpha: Tensor
+    target_entropy: float
+    actor_opt: torch.optim.Optimizer
+    critic_opt: torch.optim.Optimizer
+    alpha_opt: torch.optim.Optimizer
+
+
+def sac_update(
+    sac: SACLearner,
+    batch: dict[str, Tensor],
+    gamma: float,
+    tau: float,
+    generator: torch.Generator | None = None,
+) -> dict[str, Tensor]:
+    """One SAC gradient step, in place: the critics on the soft TD target, then the actor, then
+    the temperature, then Polyak averaging of the target critics (rate ``tau``). ``batch`` holds
+    obs, actions, rewards (``[B]`` or ``[B, k]``, summed over ``k``), next_obs and terminals.
+    Returns detached metrics (no host sync)."""
+    obs, act, next_obs, term = (batch[k] for k in ("obs", "actions", "next_obs", "terminals"))
+    rew = batch["rewards"].reshape(len(obs), -1).sum(-1)
+    alpha = sac.log_alpha.exp().detach()
+    with torch.no_grad():
+        # the policy's own next action: an action the data may never hold
+        next_a, next_logp = sac.actor.sample(next_obs, generator)
+        y = critic_target(rew, term, sac.critic_target(next_obs, next_a), next_logp, alpha, gamma)
+    q = sac.critic(obs, act)
+    loss_q = critic_loss(q, y)
+    sac.critic_opt.zero_grad(set_to_none=True)
+    loss_q.backward()
+    sac.critic_opt.step()
+
+    a, logp = sac.actor.sample(obs, generator)
+    sac.critic.requires_grad_(False)
+    loss_pi = actor_loss(sac.critic(obs, a), logp, alpha)
+    sac.critic.requires_grad_(True)
+    sac.actor_opt.zero_grad(set_to_none=True)
+    loss_pi.backward()
+    sac.actor_opt.step()
+
+    loss_alpha = alpha_loss(sac.log_alpha, logp, sac.target_entropy)
+    sac.alpha_opt.zero_grad(set_to_none=True)
+    loss_alpha.backward()
+    sac.alpha_opt.step()
+    with torch.no_grad():
+        polyak_update(list(sac.critic_target.parameters()), list(sac.critic.parameters()), tau)
+    return {
+        "critic_loss": loss_q.detach(),
+        "actor_loss": loss_pi.detach(),
+        "alpha": alpha,
+        "entropy": -logp.detach().mean(),
+        "q_mean": q.detach().mean(),
+    }

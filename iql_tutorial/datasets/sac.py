@@ -37,15 +37,15 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from iql_tutorial.core import losses
-from iql_tutorial.core.sac import (
+from iql_tutorial.core.sac import (  # noqa: F401  (the losses re-exported: the SAC pieces keep their names here)
     SACCritic,
     SquashedGaussianActor,
     actor_loss,
     alpha_loss,
     critic_loss,
     critic_target,
-    squashed_log_prob,  # noqa: F401  (re-exported: the SAC pieces keep their names here)
+    sac_update,
+    squashed_log_prob,
 )
 from iql_tutorial.data.buffer import ReplayBuffer
 from iql_tutorial.data.loader import ActionScaler
@@ -90,44 +90,9 @@ class SAC:
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.lr)
 
     def update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """One gradient step on critics, actor and temperature; returns detached losses (no sync)."""
-        c = self.config
-        obs, act, next_obs, term = (batch[k] for k in ("obs", "actions", "next_obs", "terminals"))
-        rew = batch["rewards"].reshape(-1)  # [B] (a buffer stores [B, 1])
-        alpha = self.log_alpha.exp().detach()
-        with torch.no_grad():
-            next_a, next_logp = self.actor.sample(next_obs)
-            y = critic_target(rew, term, self.critic_target(next_obs, next_a), next_logp, alpha, c.gamma)
-        q = self.critic(obs, act)
-        loss_q = critic_loss(q, y)
-        self.critic_opt.zero_grad(set_to_none=True)
-        loss_q.backward()
-        self.critic_opt.step()
-
-        a, logp = self.actor.sample(obs)
-        self.critic.requires_grad_(False)
-        loss_pi = actor_loss(self.critic(obs, a), logp, alpha)
-        self.critic.requires_grad_(True)
-        self.actor_opt.zero_grad(set_to_none=True)
-        loss_pi.backward()
-        self.actor_opt.step()
-
-        loss_alpha = alpha_loss(self.log_alpha, logp, self.target_entropy)
-        self.alpha_opt.zero_grad(set_to_none=True)
-        loss_alpha.backward()
-        self.alpha_opt.step()
-
-        with torch.no_grad():
-            target: list[Tensor] = list(self.critic_target.parameters())
-            online: list[Tensor] = list(self.critic.parameters())
-            losses.polyak_update(target, online, c.tau)
-        return {
-            "critic_loss": loss_q.detach(),
-            "actor_loss": loss_pi.detach(),
-            "alpha": alpha,
-            "entropy": -logp.detach().mean(),
-            "q_mean": q.detach().mean(),
-        }
+        """One gradient step on critics, actor and temperature (``core.sac.sac_update``); returns
+        detached losses (no sync)."""
+        return sac_update(self, batch, self.config.gamma, self.config.tau)
 
     def state_dict(self) -> dict[str, Any]:
         return {

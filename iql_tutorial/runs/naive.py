@@ -51,11 +51,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from iql_tutorial.core import losses
 from iql_tutorial.core.agent import IQLAgent
 from iql_tutorial.core.config import IQLConfig
 from iql_tutorial.core.methods import identifier, label
-from iql_tutorial.core.sac import SACCritic, SquashedGaussianActor, actor_loss, alpha_loss, critic_loss, critic_target
+from iql_tutorial.core.sac import SACCritic, SquashedGaussianActor, sac_update
 from iql_tutorial.data import OfflineDataset, Transitions, load_dataset
 from iql_tutorial.runs.evaluation import evaluate
 from iql_tutorial.runs.policies import save_policy_file
@@ -183,35 +182,9 @@ class NaiveSAC:
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.actor_lr)
 
     def update(self, batch: dict[str, Tensor], generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """One gradient step on critics, actor and temperature; detached losses (no host sync)."""
-        obs, act, next_obs, term = (batch[k] for k in ("obs", "actions", "next_obs", "terminals"))
-        rew = batch["rewards"].reshape(len(obs), -1).sum(-1)
-        alpha = self.log_alpha.exp().detach()
-        with torch.no_grad():
-            # the policy's own next action: an action the data may never hold
-            next_a, next_logp = self.actor.sample(next_obs, generator)
-            y = critic_target(rew, term, self.critic_target(next_obs, next_a), next_logp, alpha, self.config.gamma)
-        loss_q = critic_loss(self.critic(obs, act), y)
-        self.critic_opt.zero_grad(set_to_none=True)
-        loss_q.backward()
-        self.critic_opt.step()
-
-        a, logp = self.actor.sample(obs, generator)
-        self.critic.requires_grad_(False)
-        loss_pi = actor_loss(self.critic(obs, a), logp, alpha)
-        self.critic.requires_grad_(True)
-        self.actor_opt.zero_grad(set_to_none=True)
-        loss_pi.backward()
-        self.actor_opt.step()
-
-        loss_alpha = alpha_loss(self.log_alpha, logp, self.target_entropy)
-        self.alpha_opt.zero_grad(set_to_none=True)
-        loss_alpha.backward()
-        self.alpha_opt.step()
-        with torch.no_grad():
-            losses.polyak_update(list(self.critic_target.parameters()), list(self.critic.parameters()),
-                                 self.config.tau_target)  # fmt: skip
-        return {"critic_loss": loss_q.detach(), "actor_loss": loss_pi.detach(), "alpha": alpha}
+        """One gradient step on critics, actor and temperature (``core.sac.sac_update``); detached
+        losses (no host sync)."""
+        return sac_update(self, batch, self.config.gamma, self.config.tau_target, generator)
 
     def run_updates(self, data: Transitions, count: int, generator: torch.Generator) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}
