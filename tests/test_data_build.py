@@ -168,6 +168,36 @@ def test_writer_refuses_nan_and_bad_episodes(tmp_minari):
         minari_io.write_dataset("tst/pendulum/bad-v0", [ep], "Pendulum-v1", **kw)
 
 
+def test_forced_rebuild_that_fails_part_way_keeps_the_old_dataset(tmp_minari, monkeypatch):
+    env = gym.make("Pendulum-v1")
+    kw = dict(observation_space=env.observation_space, action_space=env.action_space, ref_min_score=0.0,
+              ref_max_score=1.0, description="x", algorithm_name="x")  # fmt: skip
+
+    def episode(reward):
+        return {"observations": np.zeros((4, 3), np.float32), "actions": np.zeros((3, 1), np.float32),
+                "rewards": np.full(3, reward, np.float32), "terminations": np.zeros(3, bool),
+                "truncations": np.array([False, False, True])}  # fmt: skip
+
+    path = minari_io.write_dataset("tst/pendulum/keep-v0", [episode(1.0)], "Pendulum-v1", **kw)
+    real = minari_io.create_compact
+
+    def dies_part_way(dataset_id, *args, **kwargs):
+        # the new dataset is written completely, then the build fails before it is in place
+        real(dataset_id, *args, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(minari_io, "create_compact", dies_part_way)
+    with pytest.raises(OSError, match="No space left"):
+        minari_io.write_dataset("tst/pendulum/keep-v0", [episode(2.0)] * 2, "Pendulum-v1", force=True, **kw)
+    # the old dataset, whole, and no temporary folder left beside it
+    np.testing.assert_array_equal(minari_io.episode_returns("tst/pendulum/keep-v0"), [3.0])
+    assert sorted(p.name for p in path.parent.iterdir()) == ["keep-v0", "namespace_metadata.json"]
+    assert not [p for p in minari_io.datasets_path().iterdir() if p.name.startswith(".import-")]
+    monkeypatch.setattr(minari_io, "create_compact", real)
+    minari_io.write_dataset("tst/pendulum/keep-v0", [episode(2.0)] * 2, "Pendulum-v1", force=True, **kw)
+    np.testing.assert_array_equal(minari_io.episode_returns("tst/pendulum/keep-v0"), [6.0, 6.0])
+
+
 def test_discrete_actions_are_rejected(tmp_minari):
     env = gym.make("CartPole-v1")
     bufs = [EpisodeBuffer(id=0, observations=np.zeros((4, 4), np.float32), actions=np.array([0, 1, 0]),

@@ -429,16 +429,26 @@ def _checked_env(
         for k, x in (("observations", obs), ("next_observations", nxt)):
             if x is None:
                 continue
-            x32 = x.astype(np.float32)
-            out = (x32 < o_low) | (x32 > o_high)
-            if out.any():
-                row, j = (int(v) for v in np.argwhere(out)[0])
+            found = _first_outside(x, o_low, o_high)
+            if found is not None:
+                row, j, rows = found
                 raise _fail(
                     f"{k}[{row}, {j}] = {x[row, j]:.6g} lies outside the environment's observation space "
-                    f"[{o_low[j]:.6g}, {o_high[j]:.6g}] ({int(out.any(axis=1).sum())} row(s) in all); import with "
+                    f"[{o_low[j]:.6g}, {o_high[j]:.6g}] ({rows} row(s) in all); import with "
                     "the environment the data came from, or without --env."
                 )
     return box
+
+
+def _first_outside(x: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[int, int, int] | None:
+    """The first ``(row, column)`` of ``x`` [T, d] outside ``[low, high]`` per column, compared in
+    float32 (the dataset's dtype), and how many rows have any value outside; ``None`` if none."""
+    x32 = x.astype(np.float32)
+    outside = (x32 < np.asarray(low, np.float32)) | (x32 > np.asarray(high, np.float32))
+    if not outside.any():
+        return None
+    row, j = (int(v) for v in np.argwhere(outside)[0])
+    return row, j, int(outside.any(axis=1).sum())
 
 
 def _action_bounds(
@@ -471,13 +481,12 @@ def _action_bounds(
                     f"action bounds {low.tolist()} to {high.tolist()} go beyond the environment's "
                     f"{e_low.tolist()} to {e_high.tolist()}; give bounds inside them, or leave them out."
                 )
-    a32 = act.astype(np.float32)
-    outside = (a32 < low.astype(np.float32)) | (a32 > high.astype(np.float32))
-    if outside.any():
-        row, j = (int(x) for x in np.argwhere(outside)[0])
+    found = _first_outside(act, low, high)
+    if found is not None:
+        row, j, rows = found
         raise _fail(
             f"actions[{row}, {j}] = {act[row, j]:.6g} lies outside the declared bounds [{low[j]:.6g}, {high[j]:.6g}] "
-            f"({int(outside.any(axis=1).sum())} row(s) in all); declare the range your controller really used "
+            f"({rows} row(s) in all); declare the range your controller really used "
             "(--action-low/--action-high), or clip the actions."
         )
     return low, high
@@ -585,7 +594,7 @@ def import_arrays(
     if took_over:
         print(f"note: {took_over}", file=sys.stderr)
     try:
-        _write_locked(
+        write_locked(
             root,
             dataset_id,
             dest,
@@ -622,7 +631,7 @@ def _exists_refusal(dataset_id: str, dest: Path, meanwhile: bool) -> ValueError:
     )
 
 
-def _write_locked(root: Path, dataset_id: str, dest: Path, force: bool, write: Any) -> None:
+def write_locked(root: Path, dataset_id: str, dest: Path, force: bool, write: Any) -> None:
     """Under the dataset's lock: ``write()`` into a hidden temporary folder, then move the
     dataset into place: without ``force`` only where no dataset is (checked again here, and by
     the rename itself), with ``force`` swapped with the old one in one step where Linux allows."""

@@ -5,7 +5,6 @@ inspecting what is there.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import h5py
 import numpy as np
 
 # The writer itself is shared with the importer of logged data, so it lives in ``data``
-from iql_tutorial.data.importer import dataset_lock
+from iql_tutorial.data.importer import dataset_lock, write_locked
 from iql_tutorial.data.loader import datasets_path
 from iql_tutorial.data.minari_writer import Episode, compact_hdf5, create_compact
 
@@ -99,22 +98,28 @@ def write_dataset(
 ) -> Path:
     """Write ``episodes`` as Minari dataset ``dataset_id``; returns its folder.
 
-    Episodes are checked first (:func:`check_episode`). The file is compacted afterwards.
+    Episodes are checked first (:func:`check_episode`). The dataset is written and compacted in
+    a hidden temporary folder and moved into place at the end, as an import is
+    (:func:`iql_tutorial.data.importer.write_locked`): a build killed part way leaves the old
+    dataset (with ``force``) or none, never a half-written one.
     """
     for i, ep in enumerate(episodes):
         check_episode(ep, f"{dataset_id} episode {i}")
     d = dataset_dir(dataset_id)
-    datasets_path().mkdir(parents=True, exist_ok=True)
-    with dataset_lock(datasets_path(), dataset_id):  # one writer per dataset, as for imports
-        if d.exists():
-            if not force:
-                raise FileExistsError(f"Dataset {dataset_id} exists at {d}; pass force=True (--force) to rebuild it.")
-            shutil.rmtree(d)
-        return create_compact(
-            dataset_id, episodes, env_id, observation_space=observation_space, action_space=action_space,
-            ref_min_score=float(ref_min_score), ref_max_score=float(ref_max_score), description=description,
-            algorithm_name=algorithm_name, author=author,
+    root = datasets_path()
+    root.mkdir(parents=True, exist_ok=True)
+    with dataset_lock(root, dataset_id):  # one writer per dataset, as for imports
+        if d.exists() and not force:
+            raise FileExistsError(f"Dataset {dataset_id} exists at {d}; pass force=True (--force) to rebuild it.")
+        write_locked(
+            root, dataset_id, d, force,
+            lambda: create_compact(
+                dataset_id, episodes, env_id, observation_space=observation_space, action_space=action_space,
+                ref_min_score=float(ref_min_score), ref_max_score=float(ref_max_score), description=description,
+                algorithm_name=algorithm_name, author=author,
+            ),
         )  # fmt: skip
+    return d
 
 
 def read_episodes(dataset_id: str) -> list[Episode]:
