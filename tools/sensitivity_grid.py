@@ -1,13 +1,14 @@
 """Chapter 7's tau x beta map, committed: IQL for every (expectile, inverse temperature), and BC, several seeds.
 
-The method is the chapter's own (its ``ExtraActor`` and ``train_sweep``, copied here): for each
-expectile one ``IQLAgent`` trains its value and critics with the first beta, and one extra actor
-per other beta learns from the same batches with the weights exp(beta (min_i Q_target_i - V))
-computed before the agent's update, as ``update_order="joint"`` does. Behaviour cloning is one
-more extra actor with beta = 0 (every weight 1), trained beside the first expectile's agent. Every
-learner is then evaluated on the same start states. Seed-major, so a grid stopped early still
-covers the whole map; the results are rewritten after every expectile. Run from the repository
-root, with one torch thread::
+The method is the chapter's own (its ``ExtraActor`` and ``train_sweep``, copied here;
+tests/test_sensitivity_grid.py checks that the copies train the same parameters as the chapter's
+cells): for each expectile one ``IQLAgent`` trains its value and critics with the first beta, and
+one extra actor per other beta learns from the same batches with the weights
+exp(beta (min_i Q_target_i - V)) computed before the agent's update, as ``update_order="joint"``
+does. Behaviour cloning is one more extra actor with beta = 0 (every weight 1), trained beside the
+first expectile's agent. Every learner is then evaluated on the same start states. Seed-major, so
+a grid stopped early still covers the whole map; the results are rewritten after every expectile.
+Run from the repository root, with one torch thread::
 
     python tools/sensitivity_grid.py --results data/results
 
