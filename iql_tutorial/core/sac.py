@@ -136,9 +136,14 @@ class SACLearner(Protocol):
     critic_target: SACCritic
     log_alpha: Tensor
     target_entropy: float
-    actor_opt: torch.optim.Optimizer
-    critic_opt: torch.optim.Optimizer
-    alpha_opt: torch.optim.Optimizer
+
+    # read-only in the protocol, so that a learner whose optimisers are typed as Adam matches
+    @property
+    def actor_opt(self) -> torch.optim.Optimizer: ...
+    @property
+    def critic_opt(self) -> torch.optim.Optimizer: ...
+    @property
+    def alpha_opt(self) -> torch.optim.Optimizer: ...
 
 
 def sac_update(

@@ -11,6 +11,7 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Sequence
 from typing import IO, Any, Protocol
 
 import torch
@@ -139,7 +140,9 @@ class Report:
         self.say(f"contended: a busy process (python -c 'while True: pass', pid {pid}) {where} runs during every round")
 
     # --------------------------------------------------------------------------------- after a phase
-    def phase(self, phase: str, contenders: list[ContenderLike], background: list[float], redone: int | None) -> None:
+    def phase(
+        self, phase: str, contenders: Sequence[ContenderLike], background: list[float], redone: int | None
+    ) -> None:
         """A phase's table: other processes' load (``redone``: rounds timed again, None: no retries),
         each contender's median rate, and each package contender's ratio to the plain one (the first)."""
         if background:
@@ -160,7 +163,7 @@ class Report:
             self.say(f"  ({c.name}/plain round by round{suffix}: min {min(per_round):.2f}, max {max(per_round):.2f})")
 
     # ----------------------------------------------------------------------------- after the phases
-    def contention_shares(self, contenders: list[ContenderLike], figures: dict[str, float]) -> None:
+    def contention_shares(self, contenders: Sequence[ContenderLike], figures: dict[str, float]) -> None:
         for c in contenders:
             share = figures[f"{c.name} contended"] / figures[f"{c.name} idle"]
             self.say(f"{c.name} under contention: {100 * share:.0f}% of its idle rate")

@@ -378,7 +378,9 @@ def ch04_value_and_weights(
     fig, ax = plt.subplots(1, 2, figsize=(WIDTH, 3.7))
     ax[0].set_facecolor("0.85")
     im = ax[0].imshow(np.ma.masked_invalid(value_image), origin="lower", extent=layout.extent, cmap="viridis")
-    ax[0].add_patch(plt.Circle(goal, goal_radius, fc="none", ec="w", ls="--", lw=1.2, zorder=4))
+    ax[0].add_patch(
+        plt.Circle((float(goal[0]), float(goal[1])), goal_radius, fc="none", ec="w", ls="--", lw=1.2, zorder=4)
+    )
     draw_maze(ax[0], layout, fontsize=9)
     fig.colorbar(im, ax=ax[0], shrink=0.85, label=r"$V_\psi(s)$")
     ax[0].set_title(r"Value network $V_\psi$")

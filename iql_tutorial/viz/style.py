@@ -13,11 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 import matplotlib.pyplot as plt
+from matplotlib.typing import RcKeyType
 
 #: width of a full-column figure, inches (at ``figure.dpi`` = 100 it fills the book's column)
 WIDTH = 7.5
 
-_BOOK_RC: dict[str, Any] = {
+_BOOK_RC: dict[RcKeyType, Any] = {
     "figure.dpi": 100,
     "figure.figsize": (WIDTH, 3.4),
     "font.size": 10,
@@ -30,7 +31,7 @@ _BOOK_RC: dict[str, Any] = {
 }
 
 
-def book_rc() -> dict[str, Any]:
+def book_rc() -> dict[RcKeyType, Any]:
     """The book's matplotlib settings (a copy): for ``plt.rc_context`` or ``plt.rcParams.update``."""
     return dict(_BOOK_RC)
 
