@@ -50,7 +50,8 @@ def scratch_vs_package(track: pd.DataFrame) -> Figure:
         ax.set(xlabel="gradient steps", ylabel="loss", title=key.replace("_", " "))
         if key != "actor_loss":
             ax.set_yscale("log")
-    axes[0, 0].legend()
+    # below the panels, off the curves
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=9)
     ax = axes[1, 1]
     ax.semilogy(track["step"], track["max_param_diff"].clip(lower=1e-10))
     ax.set(xlabel="gradient steps", ylabel="max |difference|", title="largest parameter difference")
@@ -79,7 +80,8 @@ def iql_vs_bc(
         ax.set(xlabel="gradient steps", title=f"{title} {data_name}")
     first = np.atleast_1d(axes)[0]
     first.set_ylabel(ylabel)
-    first.legend(loc="best")
+    # below the panels, off the curves and their bands
+    fig.legend(*first.get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize=9)
     return fig
 
 
@@ -104,7 +106,8 @@ def training_losses(results: Mapping[tuple[str, str], Any]) -> Figure:
         ax.set(yscale="log", ylabel="loss")
     axes[1, 0].set_ylabel("loss")
     axes[1, 1].set_ylabel("V (normalized reward units)")
-    axes[1, 1].legend(fontsize=9)
+    # below the panels, off the curves
+    fig.legend(*axes[1, 1].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=9)
     return fig
 
 
@@ -166,7 +169,7 @@ def sensitivity(
     ax.set_xticks(range(len(betas)), [f"{b:g}" for b in betas])
     ax.set_yticks(range(len(taus)), [f"{t:g}" for t in taus])
     if several:
-        bc_text = f"BC: {bc.mean():.0f} ± {bc.std() / np.sqrt(len(bc)):.0f}"
+        bc_text = f"BC: {bc.mean():.1f} ± {bc.std() / np.sqrt(len(bc)):.1f}"
         title = f"IQL, mean ± s.e. of {len(common)} seeds\n({bc_text})"
     else:
         title = f"IQL, seed {common[0]}\n(BC, the same seed: {bc.mean():.0f})"

@@ -319,7 +319,9 @@ def ch03_polyak(
     styles = [("C0", "-", 3.0), ("C1", "--", 1.6), ("C2", ":", 2.0)]
     for ((tau_t, period), out), (color, style, width) in zip(followed.items(), styles, strict=False):
         every = "every step" if period == 1 else f"every {period} steps"
-        ax[0].plot(t_ax, out, color=color, ls=style, lw=width, label=rf"$\tau$ = {tau_t:g}, {every}")
+        ax[0].plot(
+            t_ax, out, color=color, ls=style, lw=width, label=rf"$\tau_{{\mathrm{{target}}}}$ = {tau_t:g}, {every}"
+        )
     ax[0].set(xlabel="gradient steps", ylabel="parameter", title="A made-up source")
     _legend_below(ax[0], ncol=1)
     ax[1].plot(trace.step, trace["w"], label="critic 1")
