@@ -36,8 +36,14 @@ $(STAMP): requirements.txt pyproject.toml
 setup: $(STAMP)
 
 # The full-budget book, then the page checks on the HTML just built (fails when a page fails;
-# screenshots in _build/screenshots).
+# screenshots in _build/screenshots). The notebooks the cache lacks are executed first, one per
+# core and the longest first (tools/execute_book.py), into jupyter-book's cache, so that the build
+# only renders them; a notebook that raises stops here with its traceback. BOOK_JOBS=1 executes
+# them one at a time.
+BOOK_JOBS ?=
 book: setup
+	$(BOOK_ENV) $(PY) tools/execute_book.py --cache _build/.jupyter_cache $(if $(BOOK_JOBS),--jobs $(BOOK_JOBS)) \
+		$(sort $(wildcard book/*.ipynb))
 	$(BOOK_ENV) $(VENV)/bin/jupyter-book build . --path-output . -W --keep-going
 	$(PY) tools/check_book.py _build/html
 
